@@ -25,7 +25,7 @@ class PrometheusMissing(RuntimeError):
 
 @dataclass
 class ScrapeTarget:
-    """One static scrape job."""
+    """One scrape job: static targets, and/or targets Prometheus discovers from a file_sd JSON file."""
 
     job: str
     """Job label."""
@@ -33,15 +33,28 @@ class ScrapeTarget:
     """host:port addresses on loopback."""
     labels: dict[str, str] = field(default_factory=dict)
     """Extra target labels (e.g. namespace, variant)."""
+    file_sd: Path | None = None
+    """A file_sd JSON file (e.g. the pod bridge's); Prometheus re-reads it by itself when it changes."""
+    honor_labels: bool = False
+    """Keep the scraped series' own labels (variant, revision ...) over clashing target labels."""
+
+
+def _job(t: ScrapeTarget) -> dict[str, object]:
+    job: dict[str, object] = {
+        "job_name": t.job, "static_configs": [{"targets": t.targets, "labels": t.labels}],
+    }
+    if t.file_sd is not None:
+        # inotify picks changes up at once; the refresh interval is the fallback.
+        job["file_sd_configs"] = [{"files": [str(t.file_sd)], "refresh_interval": "5s"}]
+    if t.honor_labels:
+        job["honor_labels"] = True
+    return job
 
 
 def scrape_config(targets: list[ScrapeTarget], interval: str) -> dict[str, object]:
     return {
         "global": {"scrape_interval": interval, "evaluation_interval": interval},
-        "scrape_configs": [
-            {"job_name": t.job, "static_configs": [{"targets": t.targets, "labels": t.labels}]}
-            for t in targets
-        ],
+        "scrape_configs": [_job(t) for t in targets],
     }
 
 
@@ -51,7 +64,8 @@ class PrometheusServer:
     def __init__(self, targets: list[ScrapeTarget], interval: str = "1s", binary: str | None = None) -> None:
         found = binary or shutil.which("prometheus")
         if not found:
-            raise PrometheusMissing("prometheus is not installed: run `make system-deps` (Debian package prometheus)")
+            raise PrometheusMissing(
+                "prometheus is not installed: run `make system-deps` (Debian package prometheus)")
         self.binary = found
         self.targets = targets
         self.interval = interval
@@ -86,7 +100,8 @@ class PrometheusServer:
         """Swap the scrape targets without a restart (the lifecycle API)."""
         self.targets = targets
         (self._dir / "prometheus.yml").write_text(yaml.safe_dump(scrape_config(targets, self.interval)))
-        urllib.request.urlopen(urllib.request.Request(f"{self.url}/-/reload", method="POST"), timeout=10).close()
+        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
 
     def query(self, promql: str) -> list[dict[str, object]]:
         """Instant query; returns the `result` vector."""

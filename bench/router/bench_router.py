@@ -1,0 +1,283 @@
+"""Router overhead vs nginx: added latency (p50, p99) and throughput, side by side in one run.
+
+    .venv/bin/python bench/router/bench_router.py [--rounds 3] [--seconds 5]
+
+Needs Debian's ``nginx`` (or ``nginx-light``) and ``wrk``. Starts, on loopback only:
+- two upstream "variants": one nginx process (1 worker) answering a fixed JSON body on two ports;
+- nginx as a reverse proxy (1 worker) with ``split_clients`` 90/10 and keep-alive upstream pools;
+- the router (``python -m mdserve.router``, one process) with the same 90/10 table.
+wrk drives each target in turn (direct, nginx, router), repeated ``--rounds`` times interleaved so
+drift in machine load hits all alike; medians over rounds are reported. "Added" latency is the
+proxy's percentile minus the direct call's. Also measures route change → in effect for the file
+and admin sources. Rewrites only its section of docs/benchmarks.md. All processes are stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- BEGIN router -->", "<!-- END router -->"
+BODY = '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}'
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_up(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2):
+                return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(url)
+
+
+def nginx_conf(prefix: Path, body: str) -> str:
+    return f"daemon off;\nworker_processes 1;\npid {prefix}/nginx.pid;\nerror_log stderr warn;\n{body}"
+
+
+def upstream_conf(prefix: Path, ports: dict[str, int]) -> str:
+    servers = "".join(
+        f"server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ "
+        f"default_type application/json; return 200 '{{\"backend\":\"{name}\",\"outputs\":[0.5]}}'; }} }}\n"
+        for name, port in ports.items()
+    )
+    return nginx_conf(prefix, f"events {{}}\nhttp {{ access_log off;\n{servers}}}\n")
+
+
+def proxy_conf(prefix: Path, port: int, ports: dict[str, int]) -> str:
+    pools = "".join(
+        f"upstream {name} {{ server 127.0.0.1:{p}; keepalive 64; }}\n" for name, p in ports.items()
+    )
+    http = (
+        "events {}\nhttp { access_log off;\n"
+        f"client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;\n"
+        "split_clients $request_id $variant { 90% stable; * canary; }\n"
+        f"{pools}"
+        f"server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ proxy_pass http://$variant; "
+        'proxy_http_version 1.1; proxy_set_header Connection ""; '
+        "proxy_set_header X-Request-Id $request_id; } }\n}\n"
+    )
+    return nginx_conf(prefix, http)
+
+
+@dataclass
+class WrkResult:
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+
+def _ms(value: str, unit: str) -> float:
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(url: str, connections: int, seconds: int, script: Path) -> WrkResult:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True, timeout=seconds + 60,
+    ).stdout
+    pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
+    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    if socket_errors:
+        errors += sum(int(g) for g in socket_errors.groups())
+    return WrkResult(rps, pct["50"], pct["99"], errors)
+
+
+def change_latency(router_url: str, routes: Path, admin: str, token: str, repeats: int = 5) -> dict[str, float]:
+    """Median seconds from writing a table to the first request served by the newly chosen arm."""
+
+    def table(target: str, version: str) -> str:
+        w = {"stable": 100, "canary": 0} if target == "stable" else {"stable": 0, "canary": 100}
+        return json.dumps({
+            "version": version,
+            "variants": [{"name": n, "backend": f"http://demo-{n}.bench.svc:8080", "weight": w[n]} for n in w],
+        })
+
+    def until(target: str, started: float) -> float:
+        while time.perf_counter() - started < 10:
+            with urllib.request.urlopen(router_url + "/x", timeout=5) as resp:
+                if json.loads(resp.read())["backend"] == target:
+                    return time.perf_counter() - started
+        raise TimeoutError(target)
+
+    found: dict[str, list[float]] = {"file": [], "admin": []}
+    for i in range(repeats):
+        for source in ("file", "admin"):
+            target = "canary" if i % 2 == 0 else "stable"
+            doc = table(target, f"{source}-{i}")
+            started = time.perf_counter()
+            if source == "file":
+                tmp = routes.with_suffix(".tmp")
+                tmp.write_text(doc)
+                os.replace(tmp, routes)
+            else:
+                req = urllib.request.Request(
+                    admin, data=doc.encode(), method="PUT", headers={"Authorization": f"Bearer {token}"}
+                )
+                urllib.request.urlopen(req, timeout=5).close()
+            found[source].append(until(target, started))
+            time.sleep(0.3)
+    return {k: statistics.median(v) for k, v in found.items()}
+
+
+def write_section(text: str) -> None:
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if BEGIN in current and END in current:
+        start, end = current.index(BEGIN), current.index(END) + len(END)
+        current = current[:start] + section + current[end:]
+    else:
+        current = current.rstrip() + "\n\n" + section + "\n"
+    DOC.parent.mkdir(parents=True, exist_ok=True)
+    DOC.write_text(current)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found: apt-get install -y nginx-light wrk", file=sys.stderr)
+            return 2
+
+    procs: list[subprocess.Popen[bytes]] = []
+    tmp = Path(tempfile.mkdtemp(prefix="mdroute-bench-"))
+    try:
+        ports = {"stable": free_port(), "canary": free_port()}
+        up_dir, px_dir = tmp / "upstream", tmp / "proxy"
+        for d in (up_dir, px_dir):
+            d.mkdir()
+        (up_dir / "nginx.conf").write_text(upstream_conf(up_dir, ports))
+        nginx_port, router_port, admin_port = free_port(), free_port(), free_port()
+        (px_dir / "nginx.conf").write_text(proxy_conf(px_dir, nginx_port, ports))
+        log = (tmp / "processes.log").open("wb")
+        for d in (up_dir, px_dir):
+            procs.append(subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], stdout=log, stderr=log))
+        routes = tmp / "routes.json"
+        routes.write_text(json.dumps({
+            "version": "bench",
+            "variants": [
+                {"name": "stable", "backend": "http://demo-stable.bench.svc:8080", "weight": 90},
+                {"name": "canary", "backend": "http://demo-canary.bench.svc:8080", "weight": 10},
+            ],
+        }))
+        token = "bench-token"
+        procs.append(subprocess.Popen(
+            [sys.executable, "-m", "mdserve.router", "--host", "127.0.0.1", "--port", str(router_port),
+             "--routes-file", str(routes), "--admin-port", str(admin_port), "--log-level", "WARNING",
+             "--backend-override", f"stable=http://127.0.0.1:{ports['stable']}",
+             "--backend-override", f"canary=http://127.0.0.1:{ports['canary']}"],
+            stdout=log, stderr=log, env={**os.environ, "MDROUTE_ADMIN_TOKEN": token},
+        ))
+        targets = {
+            "direct": f"http://127.0.0.1:{ports['stable']}/v2/models/m/infer",
+            "nginx": f"http://127.0.0.1:{nginx_port}/v2/models/m/infer",
+            "router": f"http://127.0.0.1:{router_port}/v2/models/m/infer",
+        }
+        for url in targets.values():
+            wait_up(url)
+        wait_up(f"http://127.0.0.1:{router_port}/-/ready")
+        script = tmp / "post.lua"
+        script.write_text(
+            f"wrk.method = 'POST'\nwrk.body = '{BODY}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+        )
+        modes = {"latency (1 connection)": 1, "throughput (32 connections)": 32}
+        results: dict[tuple[str, str], list[WrkResult]] = {}
+        for name, url in targets.items():  # warm-up: pools filled, code paths hot
+            run_wrk(url, 8, 1, script)
+        for r in range(args.rounds):
+            for mode, conns in modes.items():
+                for name, url in targets.items():
+                    res = run_wrk(url, conns, args.seconds, script)
+                    results.setdefault((mode, name), []).append(res)
+                    print(f"round {r + 1} {mode:28} {name:7} p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
+                          f"{res.rps:9.0f} req/s  errors {res.errors}", flush=True)
+        changes = change_latency(
+            f"http://127.0.0.1:{router_port}", routes, f"http://127.0.0.1:{admin_port}/-/routes", token
+        )
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(mode: str, name: str, field: str) -> float:
+        return statistics.median(getattr(x, field) for x in results[(mode, name)])
+
+    lines = [
+        "## Router (`mdserve.router`) vs nginx `split_clients`",
+        "",
+        f"Command: `.venv/bin/python bench/router/bench_router.py --rounds {args.rounds} --seconds {args.seconds}` "
+        f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores shared with other work, loopback).",
+        "Upstreams: one nginx (1 worker) returning a fixed JSON body on two ports; proxies: nginx (1 worker, "
+        "`split_clients` 90/10, keep-alive pools) and the router (1 process, uvloop, 90/10 table); load: `wrk -t1`, "
+        f"POST of a {len(BODY)}-byte JSON body, {args.seconds} s per cell, medians over {args.rounds} interleaved rounds.",
+        "",
+        "| mode | target | p50 ms | p99 ms | req/s | added p50 ms | added p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    ratios = {}
+    for mode in modes:
+        base50, base99 = med(mode, "direct", "p50_ms"), med(mode, "direct", "p99_ms")
+        for name in targets:
+            p50, p99 = med(mode, name, "p50_ms"), med(mode, name, "p99_ms")
+            errors = sum(x.errors for x in results[(mode, name)])
+            added = "" if name == "direct" else f"{p50 - base50:.3f}"
+            added99 = "" if name == "direct" else f"{p99 - base99:.3f}"
+            lines.append(f"| {mode} | {name} | {p50:.3f} | {p99:.3f} | {med(mode, name, 'rps'):.0f} | {added} | "
+                         f"{added99} | {errors} |")
+        ng, rt = med(mode, "nginx", "p50_ms") - base50, med(mode, "router", "p50_ms") - base50
+        ratios[mode] = (rt / ng if ng > 0 else float("inf"), med(mode, "router", "rps") / med(mode, "nginx", "rps"))
+    lines += ["", "Ratios (router ÷ nginx):", ""]
+    for mode, (lat, thr) in ratios.items():
+        lines.append(f"- {mode}: added p50 ×{lat:.2f} (goal ≤ 2), throughput ×{thr:.2f}")
+    lines += [
+        "",
+        "Route change → in effect (median of 5, write → first request served by the new arm, sequential requests):",
+        f"file source (polled every 0.2 s) {changes['file'] * 1000:.0f} ms; admin `PUT /-/routes` "
+        f"{changes['admin'] * 1000:.1f} ms. The ConfigMap watch is not measured here (needs a cluster).",
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Analysis of a canary: PromQL of the built-in checks, measurement math and verdicts (pure), one runner."""

@@ -1,0 +1,1 @@
+"""The ModelDeployment API: CRD schema (single source of truth), generated artefacts and spec parsing."""

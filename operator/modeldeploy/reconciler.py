@@ -1,0 +1,202 @@
+"""One level-based reconcile of one ModelDeployment: observe, decide (pure), write only what differs.
+
+Runs in a worker thread (blocking I/O is fine here, never on the asyncio loop). Everything it needs comes from
+the
+cluster — the ModelDeployment with its status and the labelled children — so it resumes after a restart
+without
+memory, and a pass over an unchanged world makes no write at all.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from modeldeploy.api.schema import API_VERSION, KIND
+from modeldeploy.api.spec import ModelDeploymentSpec, parse_spec
+from modeldeploy.diff import is_subset
+from modeldeploy.kube.client import KubeClient
+from modeldeploy.modelcheck import UriChecker, static_problems
+from modeldeploy.plan import Action, Key, plan
+from modeldeploy.render.children import WORKLOAD_KINDS, desired_children, retained
+from modeldeploy.render.naming import managed_selector
+from modeldeploy.render.variants import Variant, resolve
+from modeldeploy.revisions import VariantRevisions, decide, status_revisions
+from modeldeploy.settings import Settings
+from modeldeploy.status import Problem, compute, condition_of
+
+log = logging.getLogger("modeldeploy.reconciler")
+STATUS_KEYS = (
+    "observedGeneration",
+    "phase",
+    "message",
+    "conditions",
+    "canaryWeight",
+    "ready",
+    "replicas",
+    "readyReplicas",
+    "url",
+    "variants",
+    "stableRevision",
+    "canaryRevision",
+)
+"""The status fields this reconciler owns (server-side apply removes the ones it stops sending)."""
+RETRY_UNAVAILABLE_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one pass did."""
+
+    writes: int
+    """API writes made (applies, deletes, status, events)."""
+    requeue_after: float | None = None
+    """Reconcile again after this many seconds even without an event."""
+    phase: str | None = None
+    """The phase written (or kept)."""
+
+
+def utcnow() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def validation_message(error: ValidationError) -> str:
+    parts = []
+    for e in error.errors()[:5]:
+        where = ".".join(str(p) for p in e["loc"])
+        parts.append(f"spec.{where}: {e['msg']}")
+    return "; ".join(parts)
+
+
+def status_changed(new: dict[str, Any], old: dict[str, Any]) -> bool:
+    if not is_subset(new, old):
+        return True
+    return any(k in old and k not in new for k in STATUS_KEYS)
+
+
+class Reconciler:
+    def __init__(
+        self,
+        kube: KubeClient,
+        settings: Settings,
+        uri_checker: UriChecker | None = None,
+        clock: Callable[[], str] = utcnow,
+    ) -> None:
+        self.kube = kube
+        self.settings = settings
+        self.uri_checker = uri_checker
+        self.clock = clock
+
+    def observe(self, md: dict[str, Any]) -> dict[Key, dict[str, Any]]:
+        """Children labelled for this ModelDeployment and controlled by this very object (uid)."""
+        meta = md["metadata"]
+        out: dict[Key, dict[str, Any]] = {}
+        for kind in WORKLOAD_KINDS:
+            for obj in self.kube.list(kind, meta["namespace"], managed_selector(meta["name"])):
+                owners = obj["metadata"].get("ownerReferences", []) or []
+                if any(o.get("uid") == meta["uid"] and o.get("controller") for o in owners):
+                    out[(kind, obj["metadata"]["name"])] = obj
+        return out
+
+    def reconcile(self, namespace: str, name: str) -> Outcome:
+        before = self.kube.writes()
+        md = self.kube.get(KIND, namespace, name)
+        if md is None or md["metadata"].get("deletionTimestamp"):
+            return Outcome(0)  # the garbage collector removes the children through their ownerReferences
+        md.setdefault("apiVersion", API_VERSION)
+        md.setdefault("kind", KIND)
+        observed = self.observe(md)
+        deployments = {n: o for (k, n), o in observed.items() if k == "Deployment"}
+        requeue: float | None = None
+
+        spec: ModelDeploymentSpec | None = None
+        problem: Problem | None = None
+        variants: list[Variant] = []
+        try:
+            spec = parse_spec(md.get("spec") or {})
+            variants = resolve(name, spec, self.settings.serving_image)
+        except ValidationError as e:
+            problem = Problem("InvalidSpec", validation_message(e))
+        if spec is not None:
+            problem = static_problems(variants)
+            if problem is None and self.uri_checker is not None:
+                # Only revisions not serving yet are checked: a model store outage must not disturb running
+                # ones.
+                serving = status_revisions(md.get("status") or {})
+                fresh = [v for v in variants if serving.get(v.name) != v.revision]
+                problem = self.uri_checker.problem(fresh)
+                if problem is not None:
+                    requeue = RETRY_UNAVAILABLE_SECONDS
+
+        revisions: dict[str, VariantRevisions] | None = None
+        if spec is not None and problem is None:
+            revisions = decide(
+                name, variants, md.get("status") or {}, deployments, paused=spec.rollout.paused
+            )
+            desired = desired_children(md, variants, revisions, spec.rollout.progress_deadline_seconds)
+            actions = plan(desired, observed, retained(name, revisions))
+            self._execute(md, actions, deployments)
+            for r in revisions.values():
+                if r.promoted:
+                    self._event(
+                        md, "Normal", "Promoted", f"revision {r.stable} now serves variant {r.variant}"
+                    )
+        # With a problem, nothing is applied or deleted: the last good children keep serving, never a partial
+        # set.
+
+        weights = {v.name: v.weight for v in variants}
+        paused = spec.rollout.paused if spec is not None else False
+        status = compute(md, revisions, deployments, weights, problem, paused, self.clock())
+        old = md.get("status") or {}
+        if status_changed(status, old):
+            self.kube.apply_status(KIND, API_VERSION, namespace, name, status)
+            self._transition_events(md, old, status)
+        return Outcome(self.kube.writes() - before, requeue, status["phase"])
+
+    def _execute(
+        self, md: dict[str, Any], actions: list[Action], deployments: dict[str, dict[str, Any]]
+    ) -> None:
+        ns = md["metadata"]["namespace"]
+        for a in actions:
+            if a.verb == "delete":
+                uid = (a.live or {}).get("metadata", {}).get("uid")
+                self.kube.delete(a.kind, ns, a.name, uid)
+                if a.kind == "Deployment":
+                    deployments.pop(a.name, None)
+                self._event(md, "Normal", "Deleted", f"Deleted {a.kind} {a.name} (no longer desired)")
+                continue
+            result = self.kube.apply(a.manifest)
+            if a.kind == "Deployment":
+                deployments[a.name] = result
+            self._event(md, "Normal", *self._describe(a))
+
+    @staticmethod
+    def _describe(a: Action) -> tuple[str, str]:
+        if a.verb == "create":
+            return "Created", f"Created {a.kind} {a.name}"
+        if a.kind == "Deployment" and a.live is not None:
+            was = a.live.get("spec", {}).get("replicas")
+            now = a.manifest.get("spec", {}).get("replicas")
+            if now is not None and was != now:
+                return "Scaled", f"Scaled Deployment {a.name} from {was} to {now} replicas"
+        return "Updated", f"Re-applied {a.kind} {a.name} (it differed from the rendered manifest)"
+
+    def _transition_events(self, md: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+        b_ready, a_ready = condition_of(old, "Ready"), condition_of(new, "Ready")
+        b_deg, a_deg = condition_of(old, "Degraded"), condition_of(new, "Degraded")
+        if a_deg.get("status") == "True":
+            if (b_deg.get("status"), b_deg.get("reason")) != ("True", a_deg.get("reason")):
+                self._event(md, "Warning", str(a_deg.get("reason")), str(a_deg.get("message")))
+        elif a_ready.get("status") == "True" and b_ready.get("status") != "True":
+            self._event(md, "Normal", "Ready", f"All pods ready ({new.get('ready')})")
+
+    def _event(self, md: dict[str, Any], etype: str, reason: str, message: str) -> None:
+        try:
+            self.kube.event(md, etype, reason, message)
+        except Exception as e:  # an Event is informative; losing one must not fail the reconcile
+            log.warning("could not post event %s on %s: %s", reason, md["metadata"]["name"], e)

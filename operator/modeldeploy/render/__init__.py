@@ -1,0 +1,1 @@
+"""Pure renderers: ModelDeployment spec -> child manifests (no I/O)."""

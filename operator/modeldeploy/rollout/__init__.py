@@ -1,0 +1,1 @@
+"""Progressive delivery: the rollout configuration, its persisted state, and the pure step engine."""

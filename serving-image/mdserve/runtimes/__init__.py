@@ -1,0 +1,1 @@
+"""Model runtimes: one module per format, all implementing `mdserve.runtimes.base.Model`."""

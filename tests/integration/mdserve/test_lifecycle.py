@@ -1,0 +1,147 @@
+"""Start-up failures, http(s) sources and graceful shutdown of the real server process."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import requests
+import urllib3
+
+from .conftest import ServerProcess, iris_env
+
+pytestmark = pytest.mark.integration
+
+Start = Callable[[dict[str, str]], ServerProcess]
+
+
+def test_hash_mismatch_is_never_ready_and_exits_non_zero(
+    start_server: Start, iris_artifact: tuple[Path, str]
+) -> None:
+    server = start_server(iris_env(iris_artifact, MDSERVE_MODEL_SHA256="0" * 64))
+    assert server.wait_exit() == 1
+    assert "NOT READY" in server.log() and "sha256 mismatch" in server.log()
+
+
+def test_unpinned_pickle_is_refused(start_server: Start, iris_artifact: tuple[Path, str]) -> None:
+    server = start_server(iris_env(iris_artifact, MDSERVE_MODEL_SHA256=""))
+    assert server.wait_exit() == 1
+    assert "MDSERVE_TRUST_PICKLE" in server.log()
+
+
+def test_corrupt_model_and_bad_config_exit_non_zero(start_server: Start, tmp_path: Path) -> None:
+    corrupt = tmp_path / "model.pkl"
+    corrupt.write_bytes(b"\x80\x04garbage")
+    broken = start_server(
+        {"MDSERVE_MODEL_NAME": "m", "MDSERVE_MODEL_URI": str(corrupt), "MDSERVE_TRUST_PICKLE": "1"}
+    )
+    misconfigured = start_server(
+        {"MDSERVE_MODEL_NAME": "m", "MDSERVE_MODEL_URI": str(corrupt), "MDSERVE_MODEL_FORMAT": "xgb"}
+    )
+    assert broken.wait_exit() == 1 and "cannot unpickle" in broken.log()
+    assert misconfigured.wait_exit() == 2 and "MDSERVE_MODEL_FORMAT" in misconfigured.log()
+
+
+@pytest.fixture()
+def http_root(tmp_path: Path) -> Iterator[tuple[Path, str]]:
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def test_http_source_with_sha256(
+    start_server: Start, iris_artifact: tuple[Path, str], http_root: tuple[Path, str]
+) -> None:
+    root, base = http_root
+    path, sha = iris_artifact
+    (root / "iris.joblib").write_bytes(path.read_bytes())
+    good = start_server(
+        {
+            "MDSERVE_MODEL_NAME": "iris",
+            "MDSERVE_MODEL_URI": f"{base}/iris.joblib",
+            "MDSERVE_MODEL_SHA256": sha,
+        }
+    )
+    missing = start_server(
+        {
+            "MDSERVE_MODEL_NAME": "iris",
+            "MDSERVE_MODEL_URI": f"{base}/nope.joblib",
+            "MDSERVE_MODEL_SHA256": sha,
+        }
+    )
+    good.wait_ready()
+    response = requests.post(
+        f"{good.base}/v1/models/iris:predict", json={"instances": [[5.1, 3.5, 1.4, 0.2]]}, timeout=10
+    )
+    assert response.json() == {"predictions": [0]}
+    assert missing.wait_exit() == 1 and "cannot download" in missing.log()
+
+
+def test_sigterm_under_load_loses_no_request(start_server: Start, iris_artifact: tuple[Path, str]) -> None:
+    """Like a rolling update: clients keep sending until the endpoint is withdrawn (here: until
+    they see readiness turn 503, as the endpoints controller would), slow requests are in flight
+    when the listener closes. Every request sent must get a 200; afterwards connections are refused."""
+    server = start_server(iris_env(iris_artifact, MDSERVE_SHUTDOWN_DRAIN_SECONDS="2"))
+    server.wait_ready()
+    url = f"{server.base}/v2/models/iris/infer"
+    small = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    rows = np.tile([[5.1, 3.5, 1.4, 0.2]], (60_000, 1))
+    big = {
+        "inputs": [{"name": "x", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}],
+        "outputs": [{"name": "predict_proba"}],
+    }
+    withdrawn = threading.Event()
+    outcomes: dict[str, int] = {"ok": 0, "failed": 0}
+    failures: list[str] = []
+    lock = threading.Lock()
+
+    def watch_readiness() -> None:
+        while not withdrawn.is_set():
+            try:
+                if requests.get(f"{server.base}/v2/health/ready", timeout=5).status_code == 503:
+                    withdrawn.set()
+            except requests.RequestException:
+                withdrawn.set()
+            time.sleep(0.05)
+
+    def client(body: dict[str, Any]) -> None:
+        session = requests.Session()
+        session.mount("http://", requests.adapters.HTTPAdapter(max_retries=urllib3.Retry(0)))
+        while not withdrawn.is_set():
+            try:
+                response = session.post(url, json=body, timeout=60)
+                kind = "ok" if response.status_code == 200 else "failed"
+            except requests.RequestException as error:
+                kind = "failed"
+                failures.append(repr(error))
+            with lock:
+                outcomes[kind] += 1
+
+    with ThreadPoolExecutor(max_workers=7) as pool:
+        futures = [pool.submit(client, small) for _ in range(4)] + [pool.submit(client, big) for _ in range(2)]
+        watcher = pool.submit(watch_readiness)
+        time.sleep(1.5)
+        server.terminate()
+        assert server.wait_exit(timeout=60) == 0
+        for future in [*futures, watcher]:
+            future.result(timeout=120)
+    assert outcomes["failed"] == 0, (outcomes, failures[:3])
+    assert outcomes["ok"] > 10, outcomes
+    with pytest.raises(requests.ConnectionError):
+        requests.post(url, json=small, timeout=5)
