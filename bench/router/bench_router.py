@@ -63,7 +63,7 @@ def nginx_conf(prefix: Path, body: str) -> str:
 def upstream_conf(prefix: Path, ports: dict[str, int]) -> str:
     servers = "".join(
         f"server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ "
-        f"default_type application/json; return 200 '{{\"backend\":\"{name}\",\"outputs\":[0.5]}}'; }} }}\n"
+        f'default_type application/json; return 200 \'{{"backend":"{name}","outputs":[0.5]}}\'; }} }}\n'
         for name, port in ports.items()
     )
     return nginx_conf(prefix, f"events {{}}\nhttp {{ access_log off;\n{servers}}}\n")
@@ -78,7 +78,8 @@ def proxy_conf(prefix: Path, port: int, ports: dict[str, int]) -> str:
         f"client_body_temp_path {prefix}/body; proxy_temp_path {prefix}/proxy;\n"
         "split_clients $request_id $variant { 90% stable; * canary; }\n"
         f"{pools}"
-        f"server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000; location / {{ proxy_pass http://$variant; "
+        f"server {{ listen 127.0.0.1:{port}; keepalive_requests 1000000;\n"
+        "location / { proxy_pass http://$variant; "
         'proxy_http_version 1.1; proxy_set_header Connection ""; '
         "proxy_set_header X-Request-Id $request_id; } }\n}\n"
     )
@@ -100,9 +101,15 @@ def _ms(value: str, unit: str) -> float:
 def run_wrk(url: str, connections: int, seconds: int, script: Path) -> WrkResult:
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True, timeout=seconds + 60,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
     ).stdout
-    pct = {m[0]: _ms(m[1], m[2]) for m in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)}
+    pct = {
+        m[0]: _ms(m[1], m[2])
+        for m in re.findall(r"^\s+(50|99)(?:\.000)?%\s+([\d.]+)(us|ms|s)\s*$", out, re.M)
+    }
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     errors = sum(int(n) for n in re.findall(r"Non-2xx or 3xx responses: (\d+)", out))
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
@@ -111,15 +118,21 @@ def run_wrk(url: str, connections: int, seconds: int, script: Path) -> WrkResult
     return WrkResult(rps, pct["50"], pct["99"], errors)
 
 
-def change_latency(router_url: str, routes: Path, admin: str, token: str, repeats: int = 5) -> dict[str, float]:
+def change_latency(
+    router_url: str, routes: Path, admin: str, token: str, repeats: int = 5
+) -> dict[str, float]:
     """Median seconds from writing a table to the first request served by the newly chosen arm."""
 
     def table(target: str, version: str) -> str:
         w = {"stable": 100, "canary": 0} if target == "stable" else {"stable": 0, "canary": 100}
-        return json.dumps({
-            "version": version,
-            "variants": [{"name": n, "backend": f"http://demo-{n}.bench.svc:8080", "weight": w[n]} for n in w],
-        })
+        return json.dumps(
+            {
+                "version": version,
+                "variants": [
+                    {"name": n, "backend": f"http://demo-{n}.bench.svc:8080", "weight": w[n]} for n in w
+                ],
+            }
+        )
 
     def until(target: str, started: float) -> float:
         while time.perf_counter() - started < 10:
@@ -148,6 +161,111 @@ def change_latency(router_url: str, routes: Path, admin: str, token: str, repeat
     return {k: statistics.median(v) for k, v in found.items()}
 
 
+def kube_change_latency(tmp: Path, ports: dict[str, int], repeats: int = 5) -> tuple[float, bool]:
+    """Median seconds from a ConfigMap PATCH to the first request served by the new arm, through a
+    private local control plane (hack/devcluster); and whether the router kept serving its last
+    table after the API server was stopped."""
+    import http.client
+    import ssl
+
+    sys.path.insert(0, str(ROOT / "hack"))
+    from devcluster.cluster import LocalCluster
+    from devcluster.paths import ClusterPaths
+
+    cluster = LocalCluster(ClusterPaths(tmp / "cluster"), nodes=1)
+    cluster.up()
+    router: subprocess.Popen[bytes] | None = None
+    try:
+        state = json.loads(cluster.paths.state_file.read_text())
+        pki = cluster.paths.pki
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+
+        def api(method: str, path: str, doc: object, ctype: str = "application/json") -> int:
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", state["ports"]["apiserver"], context=ctx, timeout=10
+            )
+            try:
+                conn.request(method, path, json.dumps(doc), {"Content-Type": ctype})
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status
+            finally:
+                conn.close()
+
+        def table(target: str, version: str) -> str:
+            w = {"stable": 100, "canary": 0} if target == "stable" else {"stable": 0, "canary": 100}
+            return json.dumps(
+                {
+                    "version": version,
+                    "variants": [
+                        {"name": n, "backend": f"http://demo-{n}.bench.svc:8080", "weight": w[n]} for n in w
+                    ],
+                }
+            )
+
+        cms = "/api/v1/namespaces/default/configmaps"
+        body = {"metadata": {"name": "bench-routes"}, "data": {"routes.json": table("stable", "k0")}}
+        assert api("POST", cms, body) == 201
+        port = free_port()
+        router = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "mdserve.router",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--configmap",
+                "bench-routes",
+                "--namespace",
+                "default",
+                "--kubeconfig",
+                str(cluster.paths.kubeconfig),
+                "--log-level",
+                "WARNING",
+                "--backend-override",
+                f"stable=http://127.0.0.1:{ports['stable']}",
+                "--backend-override",
+                f"canary=http://127.0.0.1:{ports['canary']}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / "kube-router.log").open("wb"),
+        )
+        url = f"http://127.0.0.1:{port}"
+        wait_up(url + "/-/ready")
+        found = []
+        for i in range(repeats):
+            target = "canary" if i % 2 == 0 else "stable"
+            patch = {"data": {"routes.json": table(target, f"k{i + 1}")}}
+            started = time.perf_counter()
+            assert api("PATCH", f"{cms}/bench-routes", patch, "application/merge-patch+json") == 200
+            while time.perf_counter() - started < 10:
+                with urllib.request.urlopen(url + "/x", timeout=5) as resp:
+                    if json.loads(resp.read())["backend"] == target:
+                        found.append(time.perf_counter() - started)
+                        break
+            else:
+                raise TimeoutError(f"ConfigMap change {i} not applied within 10 s")
+            time.sleep(0.3)
+        cluster.down(quiet=True)  # the API server goes away: the router must keep its last table
+        time.sleep(2.0)
+        kept = True
+        for _ in range(20):
+            with urllib.request.urlopen(url + "/x", timeout=5) as resp:
+                kept &= resp.status == 200
+        return statistics.median(found), kept
+    finally:
+        if router is not None:
+            router.send_signal(signal.SIGTERM)
+            try:
+                router.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                router.kill()
+        cluster.down(quiet=True)
+
+
 def write_section(text: str) -> None:
     section = f"{BEGIN}\n{text.rstrip()}\n{END}"
     current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
@@ -165,6 +283,11 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=int, default=5)
     ap.add_argument("--no-write", action="store_true", help="print only, leave docs/benchmarks.md alone")
+    ap.add_argument(
+        "--no-kube",
+        action="store_true",
+        help="skip the ConfigMap-watch measurement (needs hack/build-binaries.sh)",
+    )
     args = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
@@ -183,23 +306,48 @@ def main() -> int:
         (px_dir / "nginx.conf").write_text(proxy_conf(px_dir, nginx_port, ports))
         log = (tmp / "processes.log").open("wb")
         for d in (up_dir, px_dir):
-            procs.append(subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], stdout=log, stderr=log))
+            procs.append(
+                subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], stdout=log, stderr=log)
+            )
         routes = tmp / "routes.json"
-        routes.write_text(json.dumps({
-            "version": "bench",
-            "variants": [
-                {"name": "stable", "backend": "http://demo-stable.bench.svc:8080", "weight": 90},
-                {"name": "canary", "backend": "http://demo-canary.bench.svc:8080", "weight": 10},
-            ],
-        }))
+        routes.write_text(
+            json.dumps(
+                {
+                    "version": "bench",
+                    "variants": [
+                        {"name": "stable", "backend": "http://demo-stable.bench.svc:8080", "weight": 90},
+                        {"name": "canary", "backend": "http://demo-canary.bench.svc:8080", "weight": 10},
+                    ],
+                }
+            )
+        )
         token = "bench-token"
-        procs.append(subprocess.Popen(
-            [sys.executable, "-m", "mdserve.router", "--host", "127.0.0.1", "--port", str(router_port),
-             "--routes-file", str(routes), "--admin-port", str(admin_port), "--log-level", "WARNING",
-             "--backend-override", f"stable=http://127.0.0.1:{ports['stable']}",
-             "--backend-override", f"canary=http://127.0.0.1:{ports['canary']}"],
-            stdout=log, stderr=log, env={**os.environ, "MDROUTE_ADMIN_TOKEN": token},
-        ))
+        procs.append(
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "mdserve.router",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(router_port),
+                    "--routes-file",
+                    str(routes),
+                    "--admin-port",
+                    str(admin_port),
+                    "--log-level",
+                    "WARNING",
+                    "--backend-override",
+                    f"stable=http://127.0.0.1:{ports['stable']}",
+                    "--backend-override",
+                    f"canary=http://127.0.0.1:{ports['canary']}",
+                ],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "MDROUTE_ADMIN_TOKEN": token},
+            )
+        )
         targets = {
             "direct": f"http://127.0.0.1:{ports['stable']}/v2/models/m/infer",
             "nginx": f"http://127.0.0.1:{nginx_port}/v2/models/m/infer",
@@ -214,18 +362,24 @@ def main() -> int:
         )
         modes = {"latency (1 connection)": 1, "throughput (32 connections)": 32}
         results: dict[tuple[str, str], list[WrkResult]] = {}
-        for name, url in targets.items():  # warm-up: pools filled, code paths hot
+        for url in targets.values():  # warm-up: pools filled, code paths hot
             run_wrk(url, 8, 1, script)
         for r in range(args.rounds):
             for mode, conns in modes.items():
                 for name, url in targets.items():
                     res = run_wrk(url, conns, args.seconds, script)
                     results.setdefault((mode, name), []).append(res)
-                    print(f"round {r + 1} {mode:28} {name:7} p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
-                          f"{res.rps:9.0f} req/s  errors {res.errors}", flush=True)
+                    print(
+                        f"round {r + 1} {mode:28} {name:7} p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
+                        f"{res.rps:9.0f} req/s  errors {res.errors}",
+                        flush=True,
+                    )
         changes = change_latency(
             f"http://127.0.0.1:{router_port}", routes, f"http://127.0.0.1:{admin_port}/-/routes", token
         )
+        kube: tuple[float, bool] | None = None
+        if not args.no_kube:
+            kube = kube_change_latency(tmp, ports)
     finally:
         for p in reversed(procs):
             p.send_signal(signal.SIGTERM)
@@ -237,16 +391,18 @@ def main() -> int:
         shutil.rmtree(tmp, ignore_errors=True)
 
     def med(mode: str, name: str, field: str) -> float:
-        return statistics.median(getattr(x, field) for x in results[(mode, name)])
+        return float(statistics.median(getattr(x, field) for x in results[(mode, name)]))
 
     lines = [
         "## Router (`mdserve.router`) vs nginx `split_clients`",
         "",
-        f"Command: `.venv/bin/python bench/router/bench_router.py --rounds {args.rounds} --seconds {args.seconds}` "
+        "Command: `.venv/bin/python bench/router/bench_router.py "
+        f"--rounds {args.rounds} --seconds {args.seconds}` "
         f"({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores shared with other work, loopback).",
         "Upstreams: one nginx (1 worker) returning a fixed JSON body on two ports; proxies: nginx (1 worker, "
-        "`split_clients` 90/10, keep-alive pools) and the router (1 process, uvloop, 90/10 table); load: `wrk -t1`, "
-        f"POST of a {len(BODY)}-byte JSON body, {args.seconds} s per cell, medians over {args.rounds} interleaved rounds.",
+        "`split_clients` 90/10, keep-alive pools) and the router (1 process, uvloop, 90/10 table); "
+        f"load: `wrk -t1`, POST of a {len(BODY)}-byte JSON body, {args.seconds} s per cell, "
+        f"medians over {args.rounds} interleaved rounds.",
         "",
         "| mode | target | p50 ms | p99 ms | req/s | added p50 ms | added p99 ms | errors |",
         "|---|---|---|---|---|---|---|---|",
@@ -259,18 +415,31 @@ def main() -> int:
             errors = sum(x.errors for x in results[(mode, name)])
             added = "" if name == "direct" else f"{p50 - base50:.3f}"
             added99 = "" if name == "direct" else f"{p99 - base99:.3f}"
-            lines.append(f"| {mode} | {name} | {p50:.3f} | {p99:.3f} | {med(mode, name, 'rps'):.0f} | {added} | "
-                         f"{added99} | {errors} |")
+            lines.append(
+                f"| {mode} | {name} | {p50:.3f} | {p99:.3f} | {med(mode, name, 'rps'):.0f} | {added} | "
+                f"{added99} | {errors} |"
+            )
         ng, rt = med(mode, "nginx", "p50_ms") - base50, med(mode, "router", "p50_ms") - base50
-        ratios[mode] = (rt / ng if ng > 0 else float("inf"), med(mode, "router", "rps") / med(mode, "nginx", "rps"))
+        ratios[mode] = (
+            rt / ng if ng > 0 else float("inf"),
+            med(mode, "router", "rps") / med(mode, "nginx", "rps"),
+        )
     lines += ["", "Ratios (router ÷ nginx):", ""]
     for mode, (lat, thr) in ratios.items():
-        lines.append(f"- {mode}: added p50 ×{lat:.2f} (goal ≤ 2), throughput ×{thr:.2f}")
+        lines.append(f"- {mode}: added p50 x{lat:.2f} (goal ≤ 2), throughput x{thr:.2f}")
     lines += [
         "",
-        "Route change → in effect (median of 5, write → first request served by the new arm, sequential requests):",
+        "Route change → in effect (median of 5, write → first request served by the new arm, "
+        "sequential requests):",
         f"file source (polled every 0.2 s) {changes['file'] * 1000:.0f} ms; admin `PUT /-/routes` "
-        f"{changes['admin'] * 1000:.1f} ms. The ConfigMap watch is not measured here (needs a cluster).",
+        f"{changes['admin'] * 1000:.1f} ms; "
+        + (
+            f"ConfigMap watch (PATCH through a local kube-apiserver) {kube[0] * 1000:.0f} ms, "
+            f"and with the API server stopped the router {'kept' if kube[1] else 'did NOT keep'} serving "
+            "its last table."
+            if kube
+            else "ConfigMap watch not measured (--no-kube)."
+        ),
     ]
     text = "\n".join(lines)
     print("\n" + text)

@@ -1,5 +1,5 @@
 """mdserve vs MLServer 1.7: sklearn iris LogisticRegression over V2 JSON, 16 connections, same wrk,
-same run, one server after the other. Run: .venv/bin/python bench/serving/bench_sklearn_v2.py"""
+same run, alternating rounds. Run: .venv/bin/python bench/serving/bench_sklearn_v2.py"""
 
 from __future__ import annotations
 
@@ -104,23 +104,29 @@ def main() -> None:
         )
         runs: dict[str, list[dict[str, float]]] = {"mdserve": [], "mlserver": []}
         answers = {}
-        for server in ("mdserve", "mlserver"):
-            port = free_port()
-            if server == "mdserve":
-                process = start_mdserve(model, port)
-            else:
-                mlwork = work / "mlserver"
-                mlwork.mkdir()
-                process = start_mlserver(binary, model, mlwork, port)
-            try:
+        urls = {}
+        processes = []
+        mlwork = work / "mlserver"
+        mlwork.mkdir()
+        try:
+            for server in ("mdserve", "mlserver"):
+                port = free_port()
+                if server == "mdserve":
+                    process = start_mdserve(model, port)
+                else:
+                    process = start_mlserver(binary, model, mlwork, port)
+                processes.append(process)
                 wait_ready(f"http://127.0.0.1:{port}/v2/models/iris/ready", process)
-                url = f"http://127.0.0.1:{port}/v2/models/iris/infer"
-                answers[server] = check_answer(url)
-                run_wrk(url, script, args.connections, 3)  # warm-up, discarded
-                for _ in range(args.rounds):
+                urls[server] = f"http://127.0.0.1:{port}/v2/models/iris/infer"
+                answers[server] = check_answer(urls[server])
+                run_wrk(urls[server], script, args.connections, 3)  # warm-up, discarded
+            # Rounds alternate between the servers so that drifting background load hits both alike.
+            for _ in range(args.rounds):
+                for server, url in urls.items():
                     runs[server].append(run_wrk(url, script, args.connections, args.seconds))
                     print(server, runs[server][-1], flush=True)
-            finally:
+        finally:
+            for process in processes:
                 stop(process)
     summary = {
         server: {

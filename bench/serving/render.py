@@ -18,7 +18,7 @@ def sklearn_part() -> list[str]:
         f"Reproduce: `.venv/bin/python {data['command'].removeprefix('python ')}` "
         "(creates `.bench-venv/mlserver` with mlserver 1.7 + mlserver-sklearn on first run).",
         f"Load generator: `wrk -t1 -c{data['connections']} -d{data['seconds']}s` with the same Lua POST script "
-        f"for both, on the same machine ({data['machine']}), {data['rounds']} rounds each after a 3 s warm-up; "
+        f"for both, on the same machine ({data['machine']}), {data['rounds']} rounds each, alternating between the servers, after a 3 s warm-up; "
         "medians of the rounds. Both servers at their defaults (MLServer: 1 inference-pool worker process).",
         "",
         "| server | req/s | p50 ms | p99 ms | non-2xx |",

@@ -49,7 +49,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # The router parses its own flags; imported lazily so the server never loads it.
         from mdserve.router.cli import main as router_main
 
-        return int(router_main(arguments[1:]) or 0)
+        return router_main(arguments[1:])
     if arguments and arguments[0] == "quantize":
         from mdserve.quantize.cli import main as quantize_main
 

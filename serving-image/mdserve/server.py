@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import time
@@ -73,6 +74,10 @@ async def _load_into(app: MdserveApp, settings: ServerSettings) -> None:
     started = time.perf_counter()
     loaded = await asyncio.to_thread(load_model, settings)
     await asyncio.to_thread(app.dataplane.install, loaded.model)
+    # The model's objects live for the whole process: keep the cyclic GC from rescanning them
+    # (full collections over a big TF graph are a source of latency spikes).
+    gc.collect()
+    gc.freeze()
     seconds = time.perf_counter() - started
     app.metrics.model_loaded(seconds, loaded.details)
     log.info(

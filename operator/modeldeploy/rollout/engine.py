@@ -38,8 +38,9 @@ class Observed:
     """What that revision serves, for history and messages, e.g. `fraud:7 (int8)`."""
     replicas: int
     """Desired replicas of a serving revision (spec)."""
-    canary_ready: bool = False
-    """The canary revision's Deployment is Ready (all desired pods updated and available)."""
+    ready_revisions: frozenset[str] = frozenset()
+    """Revisions whose Deployment is Ready (revisions.deployment_ready); the engine looks up its canary,
+    which may change within the decision (a new spec revision, a rollback target)."""
     analysis: AnalysisRun | None = None
     """Analysis taken this pass because `analysis_due` said so; None otherwise."""
     action: ManualAction | InvalidAction | None = None
@@ -123,9 +124,12 @@ def _apply_analysis(d: Draft, run: AnalysisRun, desired: str) -> None:
         reason = f"{s.consecutive_errors} consecutive analyses with provider errors > " \
                  f"consecutiveErrorLimit {c.consecutive_error_limit}"
     if reason is None:
+        where = f"step {s.step_index + 1}/{len(c.steps)} at {s.canary_weight}%"
         if run.outcome == Outcome.INCONCLUSIVE:
-            d.set(message=f"step {s.step_index + 1}: waiting for data ({s.inconclusive_streak} inconclusive "
-                          f"in a row): {run.summary()}")
+            d.set(message=f"{where}: waiting for data ({s.inconclusive_streak} inconclusive in a row): "
+                          f"{run.summary()}")
+        else:
+            d.set(message=f"{where}: analysis {run.outcome.value}: {run.summary()}")
         return
     reason = f"{reason}: {run.summary()}"
     if c.auto_rollback:
@@ -142,7 +146,7 @@ def _progress(d: Draft, observed: Observed) -> None:
     c, now = d.config, d.now
     if not d.in_flight:
         return
-    if not observed.canary_ready:
+    if d.state.canary_revision not in observed.ready_revisions:
         s = d.state
         since = s.canary_unready_since or now
         if s.canary_weight > 0:  # never send users to pods that cannot answer

@@ -33,7 +33,8 @@ class Event:
     """Detail for people."""
 
 
-# Fields that belong to one canary: reset whenever a canary ends or a new one starts.
+# Fields that belong to one canary: reset whenever a canary ends or a new one starts. The last analysis
+# (time, outcome, measurements) stays for people; a step only counts an analysis taken after it started.
 CANARY_RESET: dict[str, Any] = {
     "canary_revision": None,
     "canary_model": "",
@@ -43,7 +44,6 @@ CANARY_RESET: dict[str, Any] = {
     "step_index": 0,
     "step_started_at": None,
     "canary_weight": 0,
-    "last_analysis_at": None,
     "analysis_runs": 0,
     "failures": 0,
     "consecutive_failures": 0,

@@ -19,6 +19,17 @@ from mdserve.runtimes.base import Array, Model, ModelInfo, TensorSpec, task_from
 from mdserve.runtimes.tensorflow import SIGNATURE, primary_targets
 
 
+def _interpreter_class() -> Any:
+    """LiteRT's interpreter when installed (tf.lite.Interpreter is deprecated), else TensorFlow's."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        import tensorflow as tf
+
+        return tf.lite.Interpreter
+    return Interpreter
+
+
 def _quantized(detail: Mapping[str, Any]) -> bool:
     scale = detail.get("quantization", (0.0, 0))[0]
     return bool(scale) and np.dtype(detail["dtype"]).kind in "iu"
@@ -39,8 +50,8 @@ class _Runner:
     """One thread's interpreter: via the signature runner, or the raw tensor API when the
     model carries no signature."""
 
-    def __init__(self, tf: Any, content: bytes) -> None:
-        self.interpreter = tf.lite.Interpreter(model_content=content, num_threads=1)
+    def __init__(self, interpreter_class: Any, content: bytes) -> None:
+        self.interpreter = interpreter_class(model_content=content, num_threads=1)
         signatures = self.interpreter.get_signature_list()
         self.signature = (
             self.interpreter.get_signature_runner(SIGNATURE if SIGNATURE in signatures else None)
@@ -82,9 +93,7 @@ class TFLiteModel(Model):
     """Runs a `.tflite` model with `tf.lite.Interpreter`."""
 
     def __init__(self, content: bytes, source: str = "tflite") -> None:
-        import tensorflow as tf
-
-        self._tf = tf
+        self._interpreter_class = _interpreter_class()
         self._content = content
         self._local = threading.local()
         runner = self._runner()
@@ -103,7 +112,7 @@ class TFLiteModel(Model):
     def _runner(self) -> _Runner:
         runner: _Runner | None = getattr(self._local, "runner", None)
         if runner is None:
-            runner = _Runner(self._tf, self._content)
+            runner = _Runner(self._interpreter_class, self._content)
             self._local.runner = runner
         return runner
 

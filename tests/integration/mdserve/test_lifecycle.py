@@ -103,7 +103,9 @@ def test_sigterm_under_load_loses_no_request(start_server: Start, iris_artifact:
     small = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]}
     rows = np.tile([[5.1, 3.5, 1.4, 0.2]], (60_000, 1))
     big = {
-        "inputs": [{"name": "x", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}],
+        "inputs": [
+            {"name": "x", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}
+        ],
         "outputs": [{"name": "predict_proba"}],
     }
     withdrawn = threading.Event()
@@ -134,7 +136,9 @@ def test_sigterm_under_load_loses_no_request(start_server: Start, iris_artifact:
                 outcomes[kind] += 1
 
     with ThreadPoolExecutor(max_workers=7) as pool:
-        futures = [pool.submit(client, small) for _ in range(4)] + [pool.submit(client, big) for _ in range(2)]
+        futures = [pool.submit(client, small) for _ in range(4)] + [
+            pool.submit(client, big) for _ in range(2)
+        ]
         watcher = pool.submit(watch_readiness)
         time.sleep(1.5)
         server.terminate()
@@ -145,3 +149,30 @@ def test_sigterm_under_load_loses_no_request(start_server: Start, iris_artifact:
     assert outcomes["ok"] > 10, outcomes
     with pytest.raises(requests.ConnectionError):
         requests.post(url, json=small, timeout=5)
+
+
+def test_sigterm_finishes_in_flight_requests(start_server: Start, iris_artifact: tuple[Path, str]) -> None:
+    server = start_server(iris_env(iris_artifact))  # no drain: the listener closes at once
+    server.wait_ready()
+    rows = np.tile([[6.9, 3.1, 5.4, 2.1]], (150_000, 1))
+    body = {
+        "inputs": [
+            {"name": "x", "shape": list(rows.shape), "datatype": "FP64", "data": rows.ravel().tolist()}
+        ]
+    }
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(requests.post, f"{server.base}/v2/models/iris/infer", json=body, timeout=120)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            text = requests.get(f"{server.base}/metrics", timeout=10).text
+            inflight = next(
+                line for line in text.splitlines() if line.startswith("mdserve_inflight_requests{")
+            )
+            if float(inflight.rsplit(" ", 1)[1]) >= 2:  # the big request and this scrape
+                break
+            time.sleep(0.01)
+        server.terminate()
+        response = pending.result(timeout=120)
+    assert response.status_code == 200
+    assert response.json()["outputs"][0]["shape"] == [150_000]
+    assert server.wait_exit(timeout=60) == 0

@@ -38,6 +38,16 @@ def build(name: str, mode: str, delay: float) -> web.Application:
             await asyncio.sleep(float(request.query["sleep"]))
         if "status" in request.query:
             return web.json_response({"backend": name}, status=int(request.query["status"]))
+        if "chunks" in request.query:  # unsized, chunked, spread over time: must stream through
+            response = web.StreamResponse(headers={"x-backend": name})
+            await response.prepare(request)
+            for i in range(int(request.query["chunks"])):
+                await response.write(f"chunk-{i};".encode())
+                await asyncio.sleep(0.05)
+            await response.write_eof()
+            return response
+        if "empty" in request.query:
+            return web.Response(status=204, headers={"x-backend": name})
         if "big" in request.query:
             return web.Response(body=b"x" * int(request.query["big"]), headers={"x-backend": name})
         payload = {

@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from pydantic import ValidationError
-
 from modeldeploy.analysis.checks import Target, plan, reading, render_template
 from modeldeploy.analysis.config import AnalysisMetric
 from modeldeploy.analysis.stats import psi
 from modeldeploy.prometheus import ProviderError, ProviderErrorKind, QueryResult, Sample
+from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 TARGET = Target("prod", "fraud", "fraud", "primary", "canary01", "stable01")
@@ -78,8 +77,10 @@ def test_accuracy_and_drop_compare_with_stable() -> None:
     q = plan(metric("accuracy-drop"), TARGET, 60)
     assert set(q) == {"canary_scored", "canary_correct", "stable_scored", "stable_correct"}
     assert 'revision="stable01",outcome="correct"' in q["stable_correct"]
-    r = reading(metric("accuracy-drop"), answers(canary_scored=100.0, canary_correct=90.0, stable_scored=40.0,
-                                                 stable_correct=38.0))
+    r = reading(
+        metric("accuracy-drop"),
+        answers(canary_scored=100.0, canary_correct=90.0, stable_scored=40.0, stable_correct=38.0),
+    )
     assert r.value == pytest.approx(0.05) and r.samples == 40
 
 
@@ -91,8 +92,10 @@ def test_relative_checks_without_stable_cannot_run() -> None:
 
 
 def test_latency_gain_is_fraction_saved() -> None:
-    r = reading(metric("latency-gain", quantile=0.5), answers(
-        canary_latency=0.008, canary_requests=100.0, stable_latency=0.010, stable_requests=300.0))
+    r = reading(
+        metric("latency-gain", quantile=0.5),
+        answers(canary_latency=0.008, canary_requests=100.0, stable_latency=0.010, stable_requests=300.0),
+    )
     assert r.value == pytest.approx(0.2) and r.samples == 100
 
 
@@ -118,13 +121,16 @@ def test_psi_identical_is_zero_and_missing_class_is_finite() -> None:
 
 
 def test_custom_template_variables() -> None:
-    m = metric("p", query='sum(rate(x{namespace="{{ namespace }}",revision="{{revision}}"}[{{ interval }}])) '
-                          '/ on() y{rev="{{ stable_revision }}",md="{{ name }}",v="{{ variant }}",m="{{ model }}"}')
+    m = metric(
+        "p",
+        query='sum(rate(x{namespace="{{ namespace }}",revision="{{revision}}"}[{{ interval }}])) '
+        '/ on() y{rev="{{ stable_revision }}",md="{{ name }}",v="{{ variant }}",m="{{ model }}"}',
+    )
     assert plan(m, TARGET, 120)["value"] == (
         'sum(rate(x{namespace="prod",revision="canary01"}[120s])) / on() '
         'y{rev="stable01",md="fraud",v="primary",m="fraud"}'
     )
-    assert render_template('{{ name }}', Target('a"b', 'x"y', "m", "v", "r", None), 1) == 'x\\"y'
+    assert render_template("{{ name }}", Target('a"b', 'x"y', "m", "v", "r", None), 1) == 'x\\"y'
 
 
 def test_custom_reading_single_sample_or_error() -> None:

@@ -8,7 +8,6 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from modeldeploy.analysis.checks import Reading
 from modeldeploy.analysis.config import ThresholdRange
 from modeldeploy.analysis.verdict import Outcome, combine, evaluate
@@ -20,7 +19,8 @@ T0 = datetime(2024, 1, 1, tzinfo=UTC)
 
 
 @pytest.mark.parametrize(
-    ("value", "outcome"), [(0.0, Outcome.PASS), (0.01, Outcome.PASS), (0.0100001, Outcome.FAIL), (1.0, Outcome.FAIL)]
+    ("value", "outcome"),
+    [(0.0, Outcome.PASS), (0.01, Outcome.PASS), (0.0100001, Outcome.FAIL), (1.0, Outcome.FAIL)],
 )
 def test_max_bound_is_inclusive(value: float, outcome: Outcome) -> None:
     m = evaluate("error-rate", Reading(value, 100), MAX, 20)
@@ -41,7 +41,9 @@ def test_range_both_bounds() -> None:
     assert evaluate("x", Reading(0.25, None), r, 5).outcome == Outcome.FAIL
 
 
-@pytest.mark.parametrize("reading", [Reading(None, 100), Reading(math.nan, 100), Reading(0.0, 19), Reading(0.0, 0)])
+@pytest.mark.parametrize(
+    "reading", [Reading(None, 100), Reading(math.nan, 100), Reading(0.0, 19), Reading(0.0, 0)]
+)
 def test_no_data_nan_and_few_samples_are_inconclusive(reading: Reading) -> None:
     m = evaluate("error-rate", reading, MAX, 20)
     assert m.outcome == Outcome.INCONCLUSIVE
@@ -64,8 +66,10 @@ def test_infinity_is_judged_but_not_stored() -> None:
     assert m.outcome == Outcome.FAIL and m.value is None
 
 
-@given(st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9),
-       st.floats(min_value=0, max_value=1e6))
+@given(
+    st.floats(allow_nan=False, allow_infinity=False, min_value=-1e9, max_value=1e9),
+    st.floats(min_value=0, max_value=1e6),
+)
 def test_judged_only_with_enough_samples(value: float, samples: float) -> None:
     m = evaluate("x", Reading(value, samples), ThresholdRange(min=0.0), 10)
     if samples < 10:

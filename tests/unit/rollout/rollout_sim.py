@@ -38,7 +38,9 @@ def run_of(outcome: Outcome, at: datetime, name: str = "error-rate") -> Analysis
         Outcome.PASS: Reading(0.001, 500),
         Outcome.FAIL: Reading(0.2, 500),
         Outcome.INCONCLUSIVE: Reading(None, 0),
-        Outcome.ERROR: Reading(None, None, ProviderError(ProviderErrorKind.UNREACHABLE, "connection refused")),
+        Outcome.ERROR: Reading(
+            None, None, ProviderError(ProviderErrorKind.UNREACHABLE, "connection refused")
+        ),
     }[outcome]
     return combine(at, [evaluate(name, reading, th, 20)])
 
@@ -64,7 +66,9 @@ class Sim:
     def last(self) -> Decision:
         return self.decisions[-1]
 
-    def step(self, seconds: float = 0, outcome: Outcome | None = None, run: AnalysisRun | None = None) -> Decision:
+    def step(
+        self, seconds: float = 0, outcome: Outcome | None = None, run: AnalysisRun | None = None
+    ) -> Decision:
         """Advance the clock, take the analysis if due (with `outcome`), decide, persist."""
         self.now += timedelta(seconds=seconds)
         if run is None and outcome is not None and analysis_due(self.config, self.state, self.now):
@@ -73,7 +77,7 @@ class Sim:
             desired_revision=self.desired,
             desired_model=self.model,
             replicas=self.replicas,
-            canary_ready=self.ready,
+            ready_revisions=self._ready(),
             analysis=run,
             action=parse_action(self.annotations),
             existing_revisions=frozenset(self.existing),
@@ -85,6 +89,12 @@ class Sim:
         self.existing |= set(d.retain)
         self.decisions.append(d)
         return d
+
+    def _ready(self) -> frozenset[str]:
+        """Every revision is Ready, or (ready=False) only the stable one."""
+        if self.ready:
+            return frozenset(self.existing | {self.desired})
+        return frozenset({self.state.stable_revision} - {None})  # type: ignore[arg-type]
 
     def deploy(self, revision: str, model: str) -> Decision:
         self.desired, self.model = revision, model

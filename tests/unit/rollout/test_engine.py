@@ -1,19 +1,18 @@
-"""The rollout engine end to end on a simulated clock: steps, analysis gates, rollback, promotion, restarts."""
+"""The rollout engine on a simulated clock: steps, analysis gates, rollback, promotion, restarts."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from rollout_sim import CANARY, T0, Sim, run_of
-
 from modeldeploy.analysis.verdict import Outcome
 from modeldeploy.rollout.config import parse_rollout
 from modeldeploy.rollout.engine import analysis_due
 from modeldeploy.rollout.state import HistoryOutcome, Phase, md_phase
+from rollout_sim import CANARY, T0, Sim, run_of
 
 pytestmark = pytest.mark.unit
-P, F, I, E = Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE, Outcome.ERROR
+P, F, WAIT, E = Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE, Outcome.ERROR
 
 
 def started() -> Sim:
@@ -66,7 +65,7 @@ def test_step_needs_hold_and_a_pass_taken_during_it() -> None:
 def test_inconclusive_holds_forever_and_counts_nothing() -> None:
     sim = started()
     for _ in range(50):
-        d = sim.step(60, I)
+        d = sim.step(60, WAIT)
         assert d.weights == {"rev1": 95, "rev2": 5}
     s = sim.state
     assert (s.failures, s.consecutive_failures, s.consecutive_errors) == (0, 0, 0)
@@ -78,7 +77,7 @@ def test_inconclusive_holds_forever_and_counts_nothing() -> None:
 def test_inconclusive_does_not_break_a_failure_streak() -> None:
     sim = started()
     sim.step(60, F)
-    sim.step(60, I)
+    sim.step(60, WAIT)
     d = sim.step(60, F)  # 2 consecutive failures > consecutiveFailureLimit 1
     assert d.state.phase == Phase.ROLLED_BACK
 
@@ -117,7 +116,7 @@ def test_provider_errors_count_toward_their_own_limit() -> None:
     sim.step(60, E)
     sim.step(60, E)
     assert sim.state.consecutive_errors == 2 and sim.state.failures == 0
-    sim.step(60, I)  # any other outcome resets the error streak
+    sim.step(60, WAIT)  # any other outcome resets the error streak
     assert sim.state.consecutive_errors == 0
     for _ in range(2):
         sim.step(60, E)
@@ -152,7 +151,9 @@ def test_spec_change_mid_rollout_restarts_cleanly() -> None:
     d = sim.deploy("rev3", "m:3")
     assert d.weights == {"rev1": 95, "rev3": 5}  # no route to rev2 left
     assert (d.state.step_index, d.state.failures, d.state.analysis_runs) == (0, 0, 0)
-    assert sim.state.history[0].revision == "rev2" and sim.state.history[0].outcome == HistoryOutcome.SUPERSEDED
+    assert (
+        sim.state.history[0].revision == "rev2" and sim.state.history[0].outcome == HistoryOutcome.SUPERSEDED
+    )
     assert d.replicas["rev2"] == 2
     for _ in range(10):  # rev2 goes to zero after the delay and is never scaled back up
         d = sim.step(60, P)
@@ -197,7 +198,9 @@ def test_pause_stops_advancing_but_a_failing_canary_still_rolls_back() -> None:
     for _ in range(3):
         assert sim.step(60, P).weights["rev2"] == 5
     d = sim.action("resume@p2")
-    assert d.state.phase == Phase.PROGRESSING and d.weights["rev2"] == 25  # its pass was taken during the step
+    assert (
+        d.state.phase == Phase.PROGRESSING and d.weights["rev2"] == 25
+    )  # its pass was taken during the step
     sim.step(60, F)
     assert sim.step(60, F).state.phase == Phase.ROLLED_BACK
 
@@ -249,14 +252,20 @@ def test_rollback_to_a_history_revision_and_the_spec_is_held() -> None:
     assert sim.last.replicas["rev1"] == 0  # kept at zero as a rollback target
     sim.ready = False
     d = sim.action("rollback=rev1@b1")
-    assert d.state.canary_revision == "rev1" and d.replicas["rev1"] == 2 and d.weights == {"rev2": 100, "rev1": 0}
+    assert (
+        d.state.canary_revision == "rev1"
+        and d.replicas["rev1"] == 2
+        and d.weights == {"rev2": 100, "rev1": 0}
+    )
     sim.ready = True
     d = sim.step(5)
     assert d.state.stable_revision == "rev1" and d.weights == {"rev1": 100}
     assert d.state.phase == Phase.ROLLED_BACK and d.state.held_revision == "rev2"
     assert sim.step(600).state.stable_revision == "rev1"  # the spec (rev2) stays held
     d = sim.action("retry@b2")  # no steps: the retried revision is promoted as soon as it is Ready
-    assert d.state.stable_revision == "rev2" and d.state.phase == Phase.STABLE and d.state.held_revision is None
+    assert (
+        d.state.stable_revision == "rev2" and d.state.phase == Phase.STABLE and d.state.held_revision is None
+    )
 
 
 def test_rollback_to_unknown_revision_is_refused() -> None:
@@ -306,22 +315,31 @@ def test_quantized_gates_promote_only_if_both_hold() -> None:
     from modeldeploy.analysis.checks import Reading
     from modeldeploy.analysis.verdict import combine, evaluate
 
-    sim = Sim.of(steps=[{"setWeight": 50}], metrics=[
-        {"name": "accuracy-drop", "thresholdRange": {"max": 0.01}},
-        {"name": "latency-gain", "quantile": 0.5, "thresholdRange": {"min": 0.1}},
-    ])
+    sim = Sim.of(
+        steps=[{"setWeight": 50}],
+        metrics=[
+            {"name": "accuracy-drop", "thresholdRange": {"max": 0.01}},
+            {"name": "latency-gain", "quantile": 0.5, "thresholdRange": {"min": 0.1}},
+        ],
+    )
     sim.deploy("rev1", "m:1")
     sim.deploy("rev2", "m:1 (int8)")
     cfg = sim.config.metrics
 
     def run(drop: Reading, gain: Reading) -> None:
-        sim.step(60, run=combine(sim.now + timedelta(seconds=60), [
-            evaluate("accuracy-drop", drop, cfg[0].threshold_range, 20),
-            evaluate("latency-gain", gain, cfg[1].threshold_range, 20),
-        ]))
+        sim.step(
+            60,
+            run=combine(
+                sim.now + timedelta(seconds=60),
+                [
+                    evaluate("accuracy-drop", drop, cfg[0].threshold_range, 20),
+                    evaluate("latency-gain", gain, cfg[1].threshold_range, 20),
+                ],
+            ),
+        )
 
     run(Reading(0.001, 500), Reading(None, 0))  # gain unknown: hold
-    assert sim.state.canary_revision == "rev2" and sim.state.last_outcome == I
+    assert sim.state.canary_revision == "rev2" and sim.state.last_outcome == WAIT
     run(Reading(0.001, 500), Reading(0.3, 500))  # both hold: promoted
     assert sim.state.stable_revision == "rev2"
     sim.deploy("rev3", "m:1 (float16)")

@@ -5,10 +5,9 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from rollout_sim import Sim
-
 from modeldeploy.analysis.verdict import Outcome
 from modeldeploy.rollout.state import HistoryOutcome, Phase
+from rollout_sim import Sim
 
 pytestmark = pytest.mark.unit
 
@@ -16,8 +15,11 @@ moves = st.one_of(
     st.tuples(st.just("tick"), st.sampled_from(list(Outcome)), st.sampled_from([1, 30, 60, 61, 300])),
     st.tuples(st.just("ready"), st.booleans(), st.just(0)),
     st.tuples(st.just("spec"), st.sampled_from(["rev1", "rev2", "rev3"]), st.just(0)),
-    st.tuples(st.just("action"), st.sampled_from(["pause", "resume", "promote", "abort", "retry",
-                                                  "rollback=rev1", "rollback=rev2"]), st.just(0)),
+    st.tuples(
+        st.just("action"),
+        st.sampled_from(["pause", "resume", "promote", "abort", "retry", "rollback=rev1", "rollback=rev2"]),
+        st.just(0),
+    ),
 )
 
 
@@ -49,8 +51,14 @@ def test_invariants(seq: list[tuple[str, object, int]], with_metrics: bool) -> N
             assert s.canary_weight in {st.set_weight for st in sim.config.steps}
         # Automatic promotion (with metrics) only follows a passing analysis.
         e = d.history_entry
-        if with_metrics and kind == "tick" and e is not None and e.outcome == HistoryOutcome.PROMOTED \
-                and not before.direct and e.reason.startswith("all"):
+        if (
+            with_metrics
+            and kind == "tick"
+            and e is not None
+            and e.outcome == HistoryOutcome.PROMOTED
+            and not before.direct
+            and e.reason.startswith("all")
+        ):
             assert s.last_outcome == Outcome.PASS
         if s.phase == Phase.STABLE:
             assert s.canary_revision is None and d.weights == {s.stable_revision: 100}

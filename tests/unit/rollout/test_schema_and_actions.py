@@ -5,8 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
-
 from modeldeploy.analysis.config import AnalysisMetric
 from modeldeploy.api.schema import _rollout
 from modeldeploy.api.spec import RolloutSpec
@@ -14,6 +12,7 @@ from modeldeploy.rollout.actions import InvalidAction, ManualAction, format_acti
 from modeldeploy.rollout.config import RolloutConfig, parse_rollout
 from modeldeploy.rollout.schema import ROLLOUT_SPEC_SCHEMA, ROLLOUT_STATUS_SCHEMA
 from modeldeploy.rollout.state import RolloutState, from_status
+from pydantic import BaseModel, ValidationError
 
 pytestmark = pytest.mark.unit
 
@@ -67,16 +66,36 @@ def test_every_schema_node_has_a_description() -> None:
 
 
 def test_existing_example_parses() -> None:
-    cfg = parse_rollout({"strategy": "Canary", "interval": "1m", "failureLimit": 2, "steps": [
-        {"setWeight": 10, "pause": {"duration": "5m"}}, {"setWeight": 25}, {"setWeight": 50, "pause": {}}],
-        "metrics": [{"name": "error-rate", "thresholdRange": {"max": 0.01}},
-                    {"name": "latency-p99", "thresholdRange": {"max": 0.25}},
-                    {"name": "accuracy", "thresholdRange": {"min": 0.95}}]})
+    cfg = parse_rollout(
+        {
+            "strategy": "Canary",
+            "interval": "1m",
+            "failureLimit": 2,
+            "steps": [
+                {"setWeight": 10, "pause": {"duration": "5m"}},
+                {"setWeight": 25},
+                {"setWeight": 50, "pause": {}},
+            ],
+            "metrics": [
+                {"name": "error-rate", "thresholdRange": {"max": 0.01}},
+                {"name": "latency-p99", "thresholdRange": {"max": 0.25}},
+                {"name": "accuracy", "thresholdRange": {"min": 0.95}},
+            ],
+        }
+    )
     assert [cfg.hold_seconds(i) for i in range(3)] == [300, 60, None]
 
 
-@pytest.mark.parametrize("raw", [{"steps": [{"setWeight": 50}, {"setWeight": 10}]}, {"interval": "soon"},
-                                 {"failureLimit": -1}, {"unknown": 1}, {"steps": [{"setWeight": 101}]}])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"steps": [{"setWeight": 50}, {"setWeight": 10}]},
+        {"interval": "soon"},
+        {"failureLimit": -1},
+        {"unknown": 1},
+        {"steps": [{"setWeight": 101}]},
+    ],
+)
 def test_invalid_rollouts(raw: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         parse_rollout(raw)
@@ -105,6 +124,7 @@ def test_invalid_action(value: str) -> None:
 
 
 def test_action_round_trip_and_absent() -> None:
-    assert parse_action({"serving.modeldeploy.dev/action": format_action("rollback", "r1", "abc")}) == \
-        ManualAction("rollback", "r1", "abc")
+    assert parse_action(
+        {"serving.modeldeploy.dev/action": format_action("rollback", "r1", "abc")}
+    ) == ManualAction("rollback", "r1", "abc")
     assert parse_action({}) is None and parse_action(None) is None
