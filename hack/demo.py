@@ -1,7 +1,7 @@
 """`make demo`: the local cluster, the CRD, the operator and an example model, shown working end to end.
 
-Every step prints one timeline line. The operator and the pod bridge (real model-server processes behind the
-Deployments that kwok simulates) stop when the demo ends; the cluster stays up for exploring (`make cluster-down`).
+Every step prints one timeline line. The operator and the pod bridge (real model-server processes behind
+the Deployments that kwok simulates) stop when the demo ends; the cluster stays up (`make cluster-down`).
 """
 
 from __future__ import annotations
@@ -86,7 +86,8 @@ def wait_for(check: Any, timeout: float, what: str) -> Any:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--keep", action="store_true", help="keep the operator and bridge running until Ctrl-C")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the operator and the bridge running until Ctrl-C")
     args = parser.parse_args(argv)
 
     existing = os.environ.get("MODELDEPLOY_CLUSTER") == "existing"
@@ -139,14 +140,14 @@ def main(argv: list[str] | None = None) -> int:
                     time.sleep(3600)
             except KeyboardInterrupt:
                 pass
-    say("done. The cluster is still up: `export KUBECONFIG=" + str(kubeconfig) + "`; stop it with `make cluster-down`")
+    say(f"done. The cluster is still up: `export KUBECONFIG={kubeconfig}`; stop it: `make cluster-down`")
     return 0
 
 
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(f"{url}/v2/health/ready", timeout=3) as resp:
-            return resp.status == 200
+            return bool(resp.status == 200)
     except OSError:
         return False
 

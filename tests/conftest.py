@@ -81,4 +81,4 @@ def k8s_api(cluster: ClusterHandle) -> object:
     """A `kubernetes.client.ApiClient` for the test cluster."""
     from kubernetes import config
 
-    return config.new_client_from_config(config_file=str(cluster.kubeconfig))
+    return config.new_client_from_config(config_file=str(cluster.kubeconfig))  # type: ignore[no-untyped-call]

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from devcluster import procs
 from devcluster.nodes import node_manifests

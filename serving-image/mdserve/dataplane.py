@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from mdserve import codec
+from mdserve import codec, views
 from mdserve.batching import MicroBatcher
 from mdserve.errors import (
     MissingField,
@@ -107,12 +107,14 @@ class DataPlane:
         feedback: FeedbackStore,
         inline_max_rows: int = 64,
         predict_threads: int = 2,
+        micro_batching: bool = True,
     ) -> None:
         self.model_name = model_name
         self.model_version = model_version
         self.metrics = metrics
         self.feedback_store = feedback
         self.inline_max_rows = inline_max_rows
+        self.micro_batching = micro_batching
         self.executor = ThreadPoolExecutor(max_workers=predict_threads, thread_name_prefix="predict")
         self.served: ServedModel | None = None
         self.batcher: MicroBatcher | None = None
@@ -164,8 +166,10 @@ class DataPlane:
         rows = next(iter(inputs.values())).shape[0] if inputs else 0
         model = served.model
         try:
-            if served.inline and rows <= self.inline_max_rows and self.batcher is not None:
-                return await self.batcher.submit(inputs, outputs)
+            if served.inline and rows <= self.inline_max_rows:
+                if self.batcher is not None and self.micro_batching:
+                    return await self.batcher.submit(inputs, outputs)
+                return model.predict(inputs, outputs)
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(self.executor, model.predict, inputs, outputs)
         except (ValueError, TypeError) as exc:
@@ -221,22 +225,7 @@ class DataPlane:
         )
 
     def metadata_v2(self, name: str, version: str | None) -> bytes:
-        served = self._served(name, version)
-        info = served.model.info
-
-        def tensors(specs: Sequence[TensorSpec]) -> list[dict[str, Any]]:
-            return [{"name": s.name, "datatype": s.datatype, "shape": list(s.shape)} for s in specs]
-
-        return orjson.dumps(
-            {
-                "name": served.name,
-                "versions": [served.version],
-                "platform": info.format,
-                "inputs": tensors(info.inputs),
-                "outputs": tensors(info.outputs),
-                "parameters": {"task": info.task.value, "classes": list(info.class_labels), **info.extra},
-            }
-        )
+        return views.v2_metadata(self._served(name, version))
 
     def model_ready(self, name: str, version: str | None) -> bool:
         self._served(name, version)
@@ -271,40 +260,10 @@ class DataPlane:
     def status_v1(self, name: str, version: str | None) -> bytes:
         if name != self.model_name or (version is not None and version != self.model_version):
             self._served(name, version)  # raises the precise 404
-        state = "AVAILABLE" if self.served is not None else "LOADING"
-        return orjson.dumps(
-            {
-                "model_version_status": [
-                    {
-                        "version": self.model_version,
-                        "state": state,
-                        "status": {"error_code": "OK", "error_message": ""},
-                    }
-                ]
-            }
-        )
+        return views.v1_status(self.model_version, loaded=self.served is not None)
 
     def metadata_v1(self, name: str, version: str | None) -> bytes:
-        served = self._served(name, version)
-        info = served.model.info
-
-        def tensor_info(specs: Sequence[TensorSpec]) -> dict[str, Any]:
-            return {
-                s.name: {"dtype": s.datatype, "tensor_shape": {"dim": [{"size": str(d)} for d in s.shape]}}
-                for s in specs
-            }
-
-        signature = {
-            "inputs": tensor_info(info.inputs),
-            "outputs": tensor_info(info.outputs),
-            "method_name": "predict",
-        }
-        return orjson.dumps(
-            {
-                "model_spec": {"name": served.name, "signature_name": "", "version": served.version},
-                "metadata": {"signature_def": {"signature_def": {"serving_default": signature}}},
-            }
-        )
+        return views.v1_metadata(self._served(name, version))
 
     # ---- feedback ----------------------------------------------------------------------------
     def feedback(self, name: str, version: str | None, body: bytes) -> bytes:

@@ -66,6 +66,7 @@ def build_app(settings: ServerSettings) -> MdserveApp:
         FeedbackStore(settings.feedback_capacity),
         inline_max_rows=settings.inline_max_rows,
         predict_threads=settings.predict_threads,
+        micro_batching=settings.micro_batching,
     )
     return MdserveApp(dataplane, settings.max_request_bytes)
 

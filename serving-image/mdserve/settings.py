@@ -61,6 +61,8 @@ class ServerSettings:
     """Batches up to this many rows of a fast model run on the event loop; larger ones in a thread."""
     predict_threads: int = 2
     """Threads that run predictions too large or too slow to run on the event loop."""
+    micro_batching: bool = True
+    """Merge concurrent small requests into one model call (see mdserve.batching)."""
     cache_dir: str = "/tmp/mdserve-models"
     """Where downloaded models are stored."""
     log_level: str = "info"
@@ -159,6 +161,7 @@ def settings_from_env(env: Mapping[str, str] | None = None) -> ServerSettings:
         shutdown_timeout_seconds=_get_float(env, "MDSERVE_SHUTDOWN_TIMEOUT_SECONDS", 30.0),
         inline_max_rows=_get_int(env, "MDSERVE_INLINE_MAX_ROWS", 64, minimum=0),
         predict_threads=_get_int(env, "MDSERVE_PREDICT_THREADS", 2, minimum=1),
+        micro_batching=_get_bool(env, "MDSERVE_MICRO_BATCHING", True),
         cache_dir=env.get("MDSERVE_CACHE_DIR", "/tmp/mdserve-models").strip() or "/tmp/mdserve-models",
         log_level=env.get("MDSERVE_LOG_LEVEL", "info").strip().lower() or "info",
     )

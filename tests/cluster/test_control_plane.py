@@ -59,7 +59,8 @@ def test_version_is_stamped(kubectl: Kubectl) -> None:
 def test_deployment_pods_ready_then_garbage_collected(kubectl: Kubectl, namespace: str) -> None:
     kubectl("apply", "-n", namespace, "-f", "-", stdin=DEPLOYMENT, check=True)
     kubectl("rollout", "status", "deployment/smoke", "-n", namespace, "--timeout=120s", check=True)
-    pods = json.loads(kubectl("get", "pods", "-n", namespace, "-l", "app=smoke", "-o", "json").stdout)["items"]
+    listed = kubectl("get", "pods", "-n", namespace, "-l", "app=smoke", "-o", "json", check=True)
+    pods = json.loads(listed.stdout)["items"]
     assert len(pods) == 2
     for pod in pods:
         assert pod["status"]["phase"] == "Running"

@@ -61,5 +61,5 @@ def test_pinned_port_in_use_is_a_clear_error(second_cluster: LocalCluster, clust
 
 def test_missing_binaries_are_a_clear_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MODELDEPLOY_CACHE", str(tmp_path / "empty-cache"))
-    with pytest.raises(ClusterError, match="missing binaries .* run `make binaries`"):
+    with pytest.raises(ClusterError, match=r"missing binaries .* run `make binaries`"):
         LocalCluster(ClusterPaths(tmp_path / "c3")).up()

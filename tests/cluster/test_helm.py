@@ -1,5 +1,5 @@
-"""The Helm chart on a real control plane: install/upgrade/uninstall, server-side dry run of every object, RBAC
-that covers each API call of the operator, and the operator itself running under the chart's ServiceAccount."""
+"""The Helm chart on a real control plane: install/upgrade/uninstall, server-side dry run of every object,
+RBAC that covers each API call of the operator, and the operator running under the chart's ServiceAccount."""
 
 from __future__ import annotations
 
@@ -66,12 +66,24 @@ class Release:
         return helm(*args, env=self.cluster.env, timeout=timeout)
 
     def install(self, *args: str, verb: str = "install") -> subprocess.CompletedProcess[str]:
-        return self.helm(verb, self.name, str(CHART), "--namespace", self.namespace, "--wait", "--timeout",
-                         "5m", *args)
+        return self.helm(
+            verb, self.name, str(CHART), "--namespace", self.namespace, "--wait", "--timeout", "5m", *args
+        )
 
     def uninstall(self) -> None:
-        helm("uninstall", self.name, "--namespace", self.namespace, "--wait", "--timeout", "3m",
-             "--ignore-not-found", env=self.cluster.env, timeout=300, check=False)
+        helm(
+            "uninstall",
+            self.name,
+            "--namespace",
+            self.namespace,
+            "--wait",
+            "--timeout",
+            "3m",
+            "--ignore-not-found",
+            env=self.cluster.env,
+            timeout=300,
+            check=False,
+        )
 
 
 @pytest.fixture
@@ -112,8 +124,11 @@ def test_install_upgrade_uninstall(release: Release, kubectl: Kubectl) -> None:
     env = {e["name"]: e.get("value") for e in dep["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["MODELDEPLOY_LOG_LEVEL"] == "DEBUG"
     assert dep["metadata"]["generation"] == 2 and dep["status"]["observedGeneration"] == 2
-    wait_for(lambda: pod_ready(kubectl, ns, f"{selector},app.kubernetes.io/component=operator"), 180,
-             "the upgraded operator pod to be Ready")
+    wait_for(
+        lambda: pod_ready(kubectl, ns, f"{selector},app.kubernetes.io/component=operator"),
+        180,
+        "the upgraded operator pod to be Ready",
+    )
     history = json.loads(release.helm("history", release.name, "-n", ns, "-o", "json").stdout)
     assert [h["status"] for h in history] == ["superseded", "deployed"]
 
@@ -121,50 +136,92 @@ def test_install_upgrade_uninstall(release: Release, kubectl: Kubectl) -> None:
     namespaced = "all,serviceaccounts,roles,rolebindings,configmaps,secrets"
     wait_for(lambda: not labelled(kubectl, namespaced, selector, ns), 180, "the release's objects to go")
     assert not labelled(kubectl, "clusterroles,clusterrolebindings", selector, None)
-    assert not labelled(kubectl, "secrets", f"owner=helm,name={release.name}", ns), "helm release records left"
+    assert not labelled(kubectl, "secrets", f"owner=helm,name={release.name}", ns), (
+        "helm release records left"
+    )
     # What Helm leaves behind on purpose: the CRD (it never deletes crds/).
     kubectl("get", "crd", "modeldeployments.serving.modeldeploy.dev", check=True)
 
 
-# ------------------------------------------------------------------------------- server-side dry run of everything
+# ----------------------------------------------------------------------- server-side dry run of everything
 
 
 @pytest.fixture(scope="session")
 def monitoring_crds(cluster: ClusterHandle, kubectl: Kubectl) -> None:
     """prometheus-operator's CRDs from its Go module (as hack/build-binaries.sh does for Gateway API), so that
     ServiceMonitor, PodMonitor and PrometheusRule can be dry-run against their real schemas."""
-    go = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True, text=True, env=cluster.env,
-                        check=False)
+    go = subprocess.run(
+        ["go", "env", "GOMODCACHE"], capture_output=True, text=True, env=cluster.env, check=False
+    )
     if go.returncode != 0:
-        raise AssertionError("`go` not found on PATH: it is needed to fetch prometheus-operator's CRDs "
-                             "(make binaries installs it)")
-    result = subprocess.run(["go", "mod", "download", "-json", PROMETHEUS_OPERATOR], capture_output=True,
-                            text=True, env={**cluster.env, "GOFLAGS": "-mod=mod"}, timeout=600, check=False)
+        raise AssertionError(
+            "`go` not found on PATH: it is needed to fetch prometheus-operator's CRDs "
+            "(make binaries installs it)"
+        )
+    result = subprocess.run(
+        ["go", "mod", "download", "-json", PROMETHEUS_OPERATOR],
+        capture_output=True,
+        text=True,
+        env={**cluster.env, "GOFLAGS": "-mod=mod"},
+        timeout=600,
+        check=False,
+    )
     assert result.returncode == 0, f"go mod download {PROMETHEUS_OPERATOR}: {result.stdout}{result.stderr}"
     crd_dir = Path(json.loads(result.stdout)["Dir"]) / "example" / "prometheus-operator-crd"
     for plural in MONITORING_CRDS:
-        kubectl("apply", "--server-side", "--force-conflicts", "-f",
-                str(crd_dir / f"monitoring.coreos.com_{plural}.yaml"), check=True)
+        kubectl(
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "-f",
+            str(crd_dir / f"monitoring.coreos.com_{plural}.yaml"),
+            check=True,
+        )
     for plural in MONITORING_CRDS:
-        kubectl("wait", "--for=condition=Established", f"crd/{plural}.monitoring.coreos.com", "--timeout=120s",
-                check=True)
+        kubectl(
+            "wait",
+            "--for=condition=Established",
+            f"crd/{plural}.monitoring.coreos.com",
+            "--timeout=120s",
+            check=True,
+        )
 
 
 @pytest.mark.parametrize("values", ["default", "namespaced", "monitoring"])
 def test_every_rendered_object_passes_server_side_dry_run(
     values: str, monitoring_crds: None, cluster: ClusterHandle, kubectl: Kubectl, namespace: str
 ) -> None:
-    # Point every namespace the values name at this test's namespace so that namespaced objects can be checked.
+    # Every namespace the values name becomes this test's namespace: namespaced objects can be checked.
     sets = ["--set", f"prometheus.authSecret.namespace={namespace}", "--set", "grafanaDashboard.namespace="]
     if values == "namespaced":
         sets += ["--set", f"watchNamespaces={{{namespace}}}"]
     sets += ["--set", "servingMetrics.podMonitor.enabled=true"]
-    rendered = helm("template", namespace, str(CHART), "--namespace", namespace, "--values",
-                    str(VALUES / f"{values}.yaml"), *sets, env=cluster.env).stdout
+    rendered = helm(
+        "template",
+        namespace,
+        str(CHART),
+        "--namespace",
+        namespace,
+        "--values",
+        str(VALUES / f"{values}.yaml"),
+        *sets,
+        env=cluster.env,
+    ).stdout
     docs = documents(rendered)
     assert len(docs) >= 7
-    result = kubectl("apply", "--dry-run=server", "--server-side", "--field-manager=helm-test", "-n", namespace,
-                     "-o", "json", "-f", "-", stdin=rendered)
+    result = kubectl(
+        "apply",
+        "--dry-run=server",
+        "--server-side",
+        "--field-manager=helm-test",
+        "-n",
+        namespace,
+        "-o",
+        "json",
+        "-f",
+        "-",
+        stdin=rendered,
+    )
     assert result.returncode == 0, result.stderr
     applied = json.loads(result.stdout)
     items = applied.get("items", [applied])
@@ -181,7 +238,7 @@ def test_crd_from_the_chart_passes_server_side_dry_run(kubectl: Kubectl) -> None
     assert result.returncode == 0, result.stderr
 
 
-# ----------------------------------------------------------------------------------------------------------- RBAC
+# ---------------------------------------------------------------------------------------------------- RBAC
 
 
 def can(k8s_api: Any, user: str, namespace: str | None, access: Access) -> bool:
@@ -191,15 +248,22 @@ def can(k8s_api: Any, user: str, namespace: str | None, access: Access) -> bool:
     review = client.V1SubjectAccessReview(
         spec=client.V1SubjectAccessReviewSpec(
             user=user,
-            groups=["system:serviceaccounts", f"system:serviceaccounts:{user.split(':')[2]}",
-                    "system:authenticated"],
+            groups=[
+                "system:serviceaccounts",
+                f"system:serviceaccounts:{user.split(':')[2]}",
+                "system:authenticated",
+            ],
             resource_attributes=client.V1ResourceAttributes(
-                group=access.group, resource=resource, subresource=sub or None, verb=access.verb,
+                group=access.group,
+                resource=resource,
+                subresource=sub or None,
+                verb=access.verb,
                 namespace=namespace,
             ),
         )
     )
     answer = client.AuthorizationV1Api(k8s_api).create_subject_access_review(review)
+    assert answer.status is not None
     return bool(answer.status.allowed)
 
 
@@ -231,8 +295,9 @@ def test_cluster_wide_rbac_allows_every_call_of_the_operator(release: Release, k
     assert not allowed, f"the chart grants too much: {', '.join(map(str, allowed))}"
 
 
-def test_namespaced_rbac_is_confined(cluster: ClusterHandle, kubectl: Kubectl, namespace: str,
-                                     k8s_api: Any) -> None:
+def test_namespaced_rbac_is_confined(
+    cluster: ClusterHandle, kubectl: Kubectl, namespace: str, k8s_api: Any
+) -> None:
     watched = f"{namespace}-w"
     kubectl("create", "namespace", watched, check=True)
     rel = Release(cluster, namespace)
@@ -249,7 +314,7 @@ def test_namespaced_rbac_is_confined(cluster: ClusterHandle, kubectl: Kubectl, n
         kubectl("delete", "namespace", watched, "--wait=false")
 
 
-# ------------------------------------------------------------- the operator, for real, under the chart's identity
+# --------------------------------------------------------- the operator, for real, under the chart's identity
 
 
 def free_port() -> int:
@@ -261,8 +326,9 @@ def free_port() -> int:
 
 def service_account_kubeconfig(kubectl: Kubectl, namespace: str, sa: str, path: Path) -> Path:
     token = kubectl("create", "token", sa, "-n", namespace, "--duration=2h", check=True).stdout.strip()
-    admin = json.loads(kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json",
-                               check=True).stdout)
+    admin = json.loads(
+        kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json", check=True).stdout
+    )
     cluster = admin["clusters"][0]["cluster"]
     config = {
         "apiVersion": "v1",
@@ -281,7 +347,7 @@ def api_calls(metrics_port: int) -> dict[tuple[str, str], float]:
     """(verb, kind) -> requests, from the operator's own modeldeploy_api_requests_total counter."""
     text = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).read().decode()
     calls: dict[tuple[str, str], float] = {}
-    for m in re.finditer(r'^modeldeploy_api_requests_total\{([^}]*)\} ([0-9.e+]+)$', text, re.M):
+    for m in re.finditer(r"^modeldeploy_api_requests_total\{([^}]*)\} ([0-9.e+]+)$", text, re.M):
         labels = dict(re.findall(r'(\w+)="([^"]*)"', m.group(1)))
         calls[(labels["verb"], labels["kind"])] = float(m.group(2))
     return calls
@@ -302,9 +368,9 @@ def healthy(status: dict[str, Any]) -> bool:
 def test_operator_reconciles_under_the_chart_service_account(
     release: Release, cluster: ClusterHandle, kubectl: Kubectl, tmp_path: Path
 ) -> None:
-    """Runs `python -m modeldeploy` with nothing but a token of the chart's ServiceAccount (cluster-wide RBAC),
-    watching only this test's namespace, through a rollout; no call may be refused, and every call it made is one
-    the RBAC derivation in tests/unit/helm/chart.py accounts for."""
+    """Runs `python -m modeldeploy` with nothing but a token of the chart's ServiceAccount (cluster-wide
+    RBAC), watching only this test's namespace, through a rollout; no call may be refused, and every call it
+    made is one the RBAC derivation in tests/unit/helm/chart.py accounts for."""
     ns = release.namespace
     release.install()
     kubeconfig = service_account_kubeconfig(kubectl, ns, release.fullname, tmp_path / "sa.kubeconfig")
@@ -321,9 +387,14 @@ def test_operator_reconciles_under_the_chart_service_account(
     }
     log_path = tmp_path / "operator.log"
     with log_path.open("w") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "modeldeploy", "--kubeconfig", str(kubeconfig)],
-                                env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "modeldeploy", "--kubeconfig", str(kubeconfig)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=REPO,
+            start_new_session=True,
+        )
 
     def log_tail() -> str:
         return "\n".join(log_path.read_text().splitlines()[-40:])
@@ -334,14 +405,20 @@ def test_operator_reconciles_under_the_chart_service_account(
         kubectl("apply", "-n", ns, "-f", "-", stdin=yaml.safe_dump(example), check=True)
         name = example["metadata"]["name"]
         try:
-            wait_for(lambda: healthy(md_status(kubectl, ns, name)), 300, "the ModelDeployment to be Healthy", 2)
+            wait_for(
+                lambda: healthy(md_status(kubectl, ns, name)), 300, "the ModelDeployment to be Healthy", 2
+            )
         except AssertionError as e:
             raise AssertionError(f"{e}; status {md_status(kubectl, ns, name)}\n{log_tail()}") from None
         first = md_status(kubectl, ns, name)["stableRevision"]
 
         # A new model version: a new revision rolls out and replaces the old one.
-        patch = {"spec": {"model": {"version": "2", "uri": "https://models.modeldeploy.dev/iris/2/model.joblib"}}}
-        kubectl("patch", "modeldeployment", name, "-n", ns, "--type=merge", "-p", json.dumps(patch), check=True)
+        patch = {
+            "spec": {"model": {"version": "2", "uri": "https://models.modeldeploy.dev/iris/2/model.joblib"}}
+        }
+        kubectl(
+            "patch", "modeldeployment", name, "-n", ns, "--type=merge", "-p", json.dumps(patch), check=True
+        )
 
         def promoted() -> bool:
             s = md_status(kubectl, ns, name)
@@ -351,8 +428,11 @@ def test_operator_reconciles_under_the_chart_service_account(
             wait_for(promoted, 300, "the new revision to be promoted", 2)
         except AssertionError as e:
             raise AssertionError(f"{e}; status {md_status(kubectl, ns, name)}\n{log_tail()}") from None
-        wait_for(lambda: not labelled(kubectl, "deployments", f"serving.modeldeploy.dev/revision={first}", ns),
-                 180, "the old revision's Deployment to be deleted")
+        wait_for(
+            lambda: not labelled(kubectl, "deployments", f"serving.modeldeploy.dev/revision={first}", ns),
+            180,
+            "the old revision's Deployment to be deleted",
+        )
         events = get_json(kubectl, "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")
         assert {e["reason"] for e in events["items"]} & {"Created", "Promoted", "Ready"}, "no operator Events"
 
@@ -367,14 +447,20 @@ def test_operator_reconciles_under_the_chart_service_account(
             proc.wait(10)
 
     text = log_path.read_text()
-    refused = [line for line in text.splitlines() if re.search(r"\b403\b|[Ff]orbidden", line)
-               and "namespaces" not in line]  # kopf may not list namespaces with cluster-wide RBAC: by design
+    refused = [
+        line
+        for line in text.splitlines()
+        if re.search(r"\b403\b|[Ff]orbidden", line) and "namespaces" not in line
+    ]  # kopf may not list namespaces with cluster-wide RBAC: by design
     assert not refused, "API calls were refused:\n" + "\n".join(refused[:20])
     assert calls, "no API calls counted"
-    writes = {verb for (verb, _), n in calls.items() if n and verb in ("apply", "apply_status", "create_event")}
+    writes = {
+        verb for (verb, _), n in calls.items() if n and verb in ("apply", "apply_status", "create_event")
+    }
     assert writes == {"apply", "apply_status", "create_event"}, calls
     unaccounted = {
-        (verb, kind) for (verb, kind), n in calls.items() if n and not accesses_for_call(verb, kind)
-        <= required_namespaced()
+        (verb, kind)
+        for (verb, kind), n in calls.items()
+        if n and not accesses_for_call(verb, kind) <= required_namespaced()
     }
     assert not unaccounted, f"calls the RBAC derivation does not account for: {sorted(unaccounted)}"

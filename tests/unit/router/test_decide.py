@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mdserve.router.decide import Decider, SmoothWeightedRoundRobin, parse_cookies, sticky_point
 from mdserve.router.table import parse_table
 

@@ -6,6 +6,7 @@ import base64
 from pathlib import Path
 
 import pytest
+
 from mdserve.router.kubeauth import KubeConfigError, from_kubeconfig_doc, in_cluster
 from mdserve.router.source_kube import configmap_step, interpret_event
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mdserve.router.settings import SettingsError, parse_settings
 
 pytestmark = pytest.mark.unit

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from mdserve.router.metrics import RouterMetrics
 from mdserve.router.source_file import FileSource
 from mdserve.router.state import TableHolder, resolve_backends

@@ -8,6 +8,7 @@ import sys
 from typing import Any
 
 import pytest
+
 from mdserve.router.table import RouteTable, RouteTableError, Variant, parse_table
 
 pytestmark = pytest.mark.unit
