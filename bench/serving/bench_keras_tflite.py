@@ -19,7 +19,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
-from common import free_port, save_part, stop, wait_ready
+from common import free_port, run_wrk, save_part, stop, wait_ready
 
 
 def train(work: Path) -> tuple[Path, np.ndarray[Any, Any], np.ndarray[Any, Any]]:
@@ -46,23 +46,28 @@ def train(work: Path) -> tuple[Path, np.ndarray[Any, Any], np.ndarray[Any, Any]]
     return saved, features[2000:], labels[2000:]
 
 
-def http_latency(model_uri: Path, rows: np.ndarray[Any, Any], calls: int) -> dict[str, float]:
-    port = free_port()
+def launch(model_uri: Path, port: int, micro_batching: bool = True) -> subprocess.Popen[bytes]:
     env = {
         **os.environ,
+        "MDSERVE_MICRO_BATCHING": "true" if micro_batching else "false",
         "MDSERVE_MODEL_NAME": "mlp",
         "MDSERVE_MODEL_URI": str(model_uri),
         "MDSERVE_HOST": "127.0.0.1",
         "MDSERVE_HTTP_PORT": str(port),
         "MDSERVE_LOG_LEVEL": "warning",
     }
-    process = subprocess.Popen(
+    return subprocess.Popen(
         [sys.executable, "-m", "mdserve", "serve"],
         env=env,
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+
+
+def http_latency(model_uri: Path, rows: np.ndarray[Any, Any], calls: int) -> dict[str, float]:
+    port = free_port()
+    process = launch(model_uri, port)
     try:
         wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", process)
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -83,6 +88,28 @@ def http_latency(model_uri: Path, rows: np.ndarray[Any, Any], calls: int) -> dic
         stop(process)
     timings = timings[len(timings) // 10 :]  # first calls warm caches
     return {"p50_ms": statistics.median(timings), "p99_ms": float(np.percentile(timings, 99))}
+
+
+def http_throughput(
+    model_uri: Path, row: np.ndarray[Any, Any], micro_batching: bool, work: Path
+) -> dict[str, float]:
+    """wrk at 16 connections, single-row V2 requests: what adaptive micro-batching buys a TF model."""
+    port = free_port()
+    process = launch(model_uri, port, micro_batching)
+    body = json.dumps(
+        {"inputs": [{"name": "features", "shape": [1, 20], "datatype": "FP32", "data": row.tolist()}]}
+    )
+    script = work / "post.lua"
+    script.write_text(
+        f'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.body = \'{body}\'\n'
+    )
+    try:
+        wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", process)
+        url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
+        run_wrk(url, script, 16, 3)
+        return run_wrk(url, script, 16, 10)
+    finally:
+        stop(process)
 
 
 def main() -> None:
@@ -107,11 +134,16 @@ def main() -> None:
             report = compare(original, TFLiteModel(content), mode, size, len(content), features, labels, 1e-3)
             variants[mode] = {"report": report.as_dict(), "http": http_latency(path, features, args.calls)}
         float_http = http_latency(saved, features, args.calls)
+        concurrency = {
+            "batched": http_throughput(saved, features[0], True, work),
+            "unbatched": http_throughput(saved, features[0], False, work),
+        }
         float_report = compare(original, original, "float", size, size, features, labels, 1e-3)
     result = {
         "command": f"python bench/serving/bench_keras_tflite.py --calls {args.calls}",
         "float": {"report": float_report.as_dict(), "http": float_http},
         "variants": variants,
+        "concurrency": concurrency,
     }
     save_part("keras_tflite", result)
     print(json.dumps(result, indent=2))

@@ -36,8 +36,9 @@ def ensure_mlserver() -> Path:
     return binary
 
 
-def start_mdserve(model: Path, port: int) -> subprocess.Popen[bytes]:
+def start_mdserve(model: Path, port: int, micro_batching: bool = True) -> subprocess.Popen[bytes]:
     env = {
+        "MDSERVE_MICRO_BATCHING": "true" if micro_batching else "false",
         **os.environ,
         "MDSERVE_MODEL_NAME": "iris",
         "MDSERVE_MODEL_URI": str(model),
@@ -102,17 +103,18 @@ def main() -> None:
             'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
             f"wrk.body = '{json.dumps(BODY)}'\n"
         )
-        runs: dict[str, list[dict[str, float]]] = {"mdserve": [], "mlserver": []}
+        servers = ("mdserve", "mdserve-no-batching", "mlserver")
+        runs: dict[str, list[dict[str, float]]] = {server: [] for server in servers}
         answers = {}
         urls = {}
         processes = []
         mlwork = work / "mlserver"
         mlwork.mkdir()
         try:
-            for server in ("mdserve", "mlserver"):
+            for server in servers:
                 port = free_port()
-                if server == "mdserve":
-                    process = start_mdserve(model, port)
+                if server.startswith("mdserve"):
+                    process = start_mdserve(model, port, micro_batching=server == "mdserve")
                 else:
                     process = start_mlserver(binary, model, mlwork, port)
                 processes.append(process)

@@ -12,6 +12,7 @@ def sklearn_part() -> list[str]:
     if data is None:
         return ["_sklearn vs MLServer: not run yet (`python bench/serving/bench_sklearn_v2.py`)._"]
     ours, theirs = data["median"]["mdserve"], data["median"]["mlserver"]
+    plain = data["median"].get("mdserve-no-batching")
     lines = [
         "### sklearn iris LogisticRegression, V2 JSON, mdserve vs MLServer 1.7",
         "",
@@ -24,6 +25,14 @@ def sklearn_part() -> list[str]:
         "| server | req/s | p50 ms | p99 ms | non-2xx |",
         "|---|---:|---:|---:|---:|",
         f"| mdserve | {ours['rps']:.0f} | {ours['p50_ms']:.2f} | {ours['p99_ms']:.2f} | {ours['non_2xx']:.0f} |",
+        *(
+            [
+                f"| mdserve, micro-batching off | {plain['rps']:.0f} | {plain['p50_ms']:.2f} | {plain['p99_ms']:.2f} | "
+                f"{plain['non_2xx']:.0f} |"
+            ]
+            if plain
+            else []
+        ),
         f"| MLServer 1.7 | {theirs['rps']:.0f} | {theirs['p50_ms']:.2f} | {theirs['p99_ms']:.2f} | "
         f"{theirs['non_2xx']:.0f} |",
         "",
@@ -81,6 +90,20 @@ def keras_part() -> list[str]:
             f"| {name} | {size} | {single:.4f} | {http['p50_ms']:.3f} | {http['p99_ms']:.3f} | {accuracy:.4f} | "
             f"{accuracy - base['original_metric']:+.4f} | {agreement:.4f} |"
         )
+    concurrency = data.get("concurrency")
+    if concurrency:
+        on, off = concurrency["batched"], concurrency["unbatched"]
+        lines += [
+            "",
+            "Float SavedModel under `wrk -t1 -c16 -d10s` (single-row V2 requests), adaptive micro-batching on vs off:",
+            "",
+            "| micro-batching | req/s | p50 ms | p99 ms |",
+            "|---|---:|---:|---:|",
+            f"| on (default) | {on['rps']:.0f} | {on['p50_ms']:.2f} | {on['p99_ms']:.2f} |",
+            f"| off | {off['rps']:.0f} | {off['p50_ms']:.2f} | {off['p99_ms']:.2f} |",
+            "",
+            f"Ratio: {on['rps'] / off['rps']:.1f}x the throughput with micro-batching.",
+        ]
     return lines
 
 

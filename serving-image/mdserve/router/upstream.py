@@ -1,9 +1,9 @@
 """Keep-alive connection pools to backends, on asyncio protocols with httptools' response parser.
 
-One ``UpstreamConnection`` carries one exchange at a time. ``send`` returns two futures: the
-response head, then completion (whether the connection may be reused). Body bytes either
-accumulate (``take_body``: the usual small response, sent on in one write) or, once a sink is
-attached, go straight to the caller (streaming, with back-pressure through ``pause``/``resume``).
+One ``UpstreamConnection`` carries one exchange at a time and reports it to a ``Listener`` by
+plain callbacks (head, body chunks, end or error), so the proxy's hot path needs no task and no
+future: the response is relayed from inside ``data_received``. ``FutureListener`` adapts the
+callbacks to awaitables for code where latency does not matter (shadow copies).
 """
 
 from __future__ import annotations
@@ -11,9 +11,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import ssl
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Protocol, cast
 
 import httptools
 
@@ -56,6 +55,47 @@ class Head:
     has_body: bool
 
 
+class Listener(Protocol):
+    """Receives one exchange's events; exactly one of ``on_end``/``on_error`` ends it."""
+
+    def on_head(self, head: Head) -> None: ...
+
+    def on_body(self, data: bytes) -> None: ...
+
+    def on_received(self) -> None:
+        """Called after each batch of bytes while the exchange is still open (a streaming hint)."""
+
+    def on_end(self, keep_alive: bool) -> None: ...
+
+    def on_error(self, exc: UpstreamError) -> None: ...
+
+
+class FutureListener:
+    """Awaitable view of an exchange whose body is not needed (``head`` then ``done``)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.head: asyncio.Future[Head] = loop.create_future()
+        self.done: asyncio.Future[bool] = loop.create_future()
+
+    def on_head(self, head: Head) -> None:
+        self.head.set_result(head)
+
+    def on_body(self, data: bytes) -> None:
+        pass
+
+    def on_received(self) -> None:
+        pass
+
+    def on_end(self, keep_alive: bool) -> None:
+        self.done.set_result(keep_alive)
+
+    def on_error(self, exc: UpstreamError) -> None:
+        for fut in (self.head, self.done):
+            if not fut.done():
+                fut.set_exception(exc)
+        self.done.exception()  # mark retrieved: after a failed head nobody awaits ``done``
+
+
 class UpstreamConnection(asyncio.Protocol):
     """A pooled connection to one backend."""
 
@@ -67,14 +107,13 @@ class UpstreamConnection(asyncio.Protocol):
         self.closed = False
         self.reused = False
         self.idle_since = 0.0
+        self._listener: Listener | None = None
         self._parser: httptools.HttpResponseParser | None = None
-        self._head: asyncio.Future[Head] | None = None
-        self._done: asyncio.Future[bool] | None = None
         self._headers: list[tuple[bytes, bytes]] = []
         self._reason = b""
-        self._body: list[bytes] = []
-        self._sink: Callable[[bytes], None] | None = None
         self._head_only = False
+        self._head_seen = False
+        self._framed = False
         self._informational = False
         self._got_bytes = False
         self._timer: asyncio.TimerHandle | None = None
@@ -90,11 +129,15 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
         self.pool.forget(self)
-        if self._head is not None and not self._head.done():
+        if self._listener is None:
+            return
+        if self._head_seen and not self._framed:
+            self._end(False)  # a body delimited by the connection closing (HTTP/1.0 style)
+        elif self._head_seen:
+            self._fail(UpstreamClosed(f"closed the connection mid-response ({exc or 'EOF'})", False))
+        else:
             silent = not self._got_bytes
             self._fail(UpstreamClosed(f"closed the connection before answering ({exc or 'EOF'})", silent))
-        elif self._done is not None and not self._done.done():
-            self._fail(UpstreamClosed(f"closed the connection mid-response ({exc or 'EOF'})", False))
 
     def data_received(self, data: bytes) -> None:
         self._got_bytes = True
@@ -108,12 +151,14 @@ class UpstreamConnection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(UpstreamProtocolError("tried to switch protocols"))
             self._abort()
+            return
         except httptools.HttpParserError as exc:
             self._fail(UpstreamProtocolError(f"sent an invalid HTTP response: {exc}"))
             self._abort()
-
-    def pause_writing(self) -> None:  # request bodies are written at once; nothing to pause
-        pass
+            return
+        listener = self._listener
+        if listener is not None and self._head_seen:
+            listener.on_received()
 
     # -- httptools callbacks ---------------------------------------------------------------------
     def on_status(self, reason: bytes) -> None:
@@ -123,59 +168,48 @@ class UpstreamConnection(asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        assert self._parser is not None and self._head is not None
-        status = self._parser.get_status_code()
+        parser, listener = self._parser, self._listener
+        if parser is None or listener is None:
+            return
+        status = parser.get_status_code()
         if 100 <= status < 200:  # interim response (e.g. 103): skip it, the real one follows
             self._informational = True
             self._headers, self._reason = [], b""
             return
+        for name, _ in self._headers:
+            lower = name.lower()
+            if lower == b"content-length" or lower == b"transfer-encoding":
+                self._framed = True
         has_body = not (self._head_only or status in NO_BODY_STATUS)
-        if not self._head.done():
-            self._head.set_result(Head(status, self._reason, self._headers, has_body))
+        self._head_seen = True
+        listener.on_head(Head(status, self._reason, self._headers, has_body))
         if not has_body:
-            self._complete(self._parser.should_keep_alive())
+            self._end(parser.should_keep_alive())
 
     def on_body(self, data: bytes) -> None:
-        if self._sink is not None:
-            self._sink(data)
-        else:
-            self._body.append(data)
+        if self._listener is not None:
+            self._listener.on_body(data)
 
     def on_message_complete(self) -> None:
         if self._informational:
             self._informational = False
             return
         if self._parser is not None:
-            self._complete(self._parser.should_keep_alive())
+            self._end(self._parser.should_keep_alive())
 
     # -- exchange --------------------------------------------------------------------------------
-    def send(
-        self, payload: bytes, head_only: bool, timeout: float, idle_timeout: bool = True
-    ) -> tuple[asyncio.Future[Head], asyncio.Future[bool]]:
+    def start(self, payload: bytes, head_only: bool, timeout: float, idle_timeout: bool, listener: Listener) -> None:
         """Write a complete request; ``timeout`` bounds silence (``idle_timeout``) or the whole exchange."""
         assert self.transport is not None
+        self._listener = listener
         self._parser = httptools.HttpResponseParser(self)
-        self._head, self._done = self.loop.create_future(), self.loop.create_future()
-        self._headers, self._reason, self._body, self._sink = [], b"", [], None
-        self._head_only, self._informational, self._got_bytes = head_only, False, False
+        self._headers, self._reason = [], b""
+        self._head_only, self._head_seen, self._framed = head_only, False, False
+        self._informational, self._got_bytes = False, False
         self._timeout, self._idle_timeout = timeout, idle_timeout
         self._last_data = self.loop.time()
         self._timer = self.loop.call_at(self._last_data + timeout, self._check_timeout)
         self.transport.write(payload)
-        return self._head, self._done
-
-    def take_body(self) -> bytes:
-        """The body bytes received so far (all of it once ``done`` is set)."""
-        body = b"".join(self._body)
-        self._body = []
-        return body
-
-    def attach(self, sink: Callable[[bytes], None]) -> None:
-        """Send the rest of the body to ``sink``, starting with what has already arrived."""
-        for chunk in self._body:
-            sink(chunk)
-        self._body = []
-        self._sink = sink
 
     def pause(self) -> None:
         if self.transport is not None and not self.closed:
@@ -187,7 +221,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def _check_timeout(self) -> None:
         self._timer = None
-        if self._done is None or self._done.done():
+        if self._listener is None:
             return
         if self._idle_timeout:
             remaining = self._last_data + self._timeout - self.loop.time()
@@ -197,25 +231,22 @@ class UpstreamConnection(asyncio.Protocol):
         self._fail(UpstreamTimeout(f"no answer within {self._timeout:g}s"))
         self._abort()
 
-    def _complete(self, keep_alive: bool) -> None:
-        self._parser = None
+    def _finish_exchange(self) -> Listener | None:
+        listener, self._listener, self._parser = self._listener, None, None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._done is not None and not self._done.done():
-            self._done.set_result(keep_alive and not self.closed)
+        return listener
+
+    def _end(self, keep_alive: bool) -> None:
+        listener = self._finish_exchange()
+        if listener is not None:
+            listener.on_end(keep_alive and not self.closed)
 
     def _fail(self, exc: UpstreamError) -> None:
-        self._parser = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        for fut in (self._head, self._done):
-            if fut is not None and not fut.done():
-                fut.set_exception(exc)
-        # Nobody may await ``done`` after a failed head: mark its exception as retrieved.
-        if self._done is not None and self._done.done() and not self._done.cancelled():
-            self._done.exception()
+        listener = self._finish_exchange()
+        if listener is not None:
+            listener.on_error(exc)
 
     def _abort(self) -> None:
         self.closed = True
@@ -231,39 +262,59 @@ class Pool:
         self.limit = limit
         self.keepalive = keepalive
         self._idle: dict[tuple[bool, str, int], collections.deque[UpstreamConnection]] = {}
-        self._slots: dict[tuple[bool, str, int], asyncio.Semaphore] = {}
+        self._busy: dict[tuple[bool, str, int], int] = {}
+        self._waiters: dict[tuple[bool, str, int], collections.deque[asyncio.Future[None]]] = {}
         self._all: set[UpstreamConnection] = set()
         self._tls: ssl.SSLContext | None = None
 
-    async def acquire(self, backend: Backend, connect_timeout: float) -> UpstreamConnection:
-        """A connection to ``backend``: the most recently used idle one, or a new one."""
+    def take_idle(self, backend: Backend) -> UpstreamConnection | None:
+        """An idle connection to ``backend`` right now, or ``None`` (then use ``acquire``)."""
         key = backend.key
-        slots = self._slots.get(key)
-        if slots is None:
-            slots = self._slots[key] = asyncio.Semaphore(self.limit)
-        if slots.locked():  # all connections busy: waiting counts against the connect timeout
-            async with asyncio.timeout(connect_timeout):
-                await slots.acquire()
-        else:
-            await slots.acquire()  # returns at once; no timer on the hot path
-        try:
-            idle = self._idle.get(key)
-            if idle:
-                oldest_ok = self.loop.time() - self.keepalive
-                while idle and idle[0].idle_since < oldest_ok:  # expire from the cold end
-                    stale = idle.popleft()
-                    if stale.transport is not None:
-                        stale.transport.close()
-                while idle:
-                    conn = idle.pop()
-                    if not conn.closed:
-                        conn.reused = True
-                        return conn
-            async with asyncio.timeout(connect_timeout):
-                return await self._connect(backend)
-        except BaseException:
-            slots.release()
-            raise
+        if self._busy.get(key, 0) >= self.limit:
+            return None
+        conn = self._pop_idle(key)
+        if conn is not None:
+            self._busy[key] = self._busy.get(key, 0) + 1
+        return conn
+
+    def _pop_idle(self, key: tuple[bool, str, int]) -> UpstreamConnection | None:
+        idle = self._idle.get(key)
+        if not idle:
+            return None
+        oldest_ok = self.loop.time() - self.keepalive
+        while idle and idle[0].idle_since < oldest_ok:  # expire from the cold end
+            stale = idle.popleft()
+            if stale.transport is not None:
+                stale.transport.close()
+        while idle:
+            conn = idle.pop()  # the most recently used: least likely to have been closed by the server
+            if not conn.closed:
+                conn.reused = True
+                return conn
+        return None
+
+    async def acquire(self, backend: Backend, connect_timeout: float, fresh: bool = False) -> UpstreamConnection:
+        """A connection to ``backend`` (a new one if ``fresh``), waiting for a free slot if needed."""
+        key = backend.key
+        async with asyncio.timeout(connect_timeout):
+            while self._busy.get(key, 0) >= self.limit:
+                waiter = self.loop.create_future()
+                self._waiters.setdefault(key, collections.deque()).append(waiter)
+                try:
+                    await waiter
+                except BaseException:
+                    if waiter.done() and not waiter.cancelled():
+                        self._wake(key)  # pass on a wake-up this waiter can no longer use
+                    else:
+                        self._waiters[key].remove(waiter)
+                    raise
+            self._busy[key] = self._busy.get(key, 0) + 1
+            try:
+                conn = None if fresh else self._pop_idle(key)
+                return conn if conn is not None else await self._connect(backend)
+            except BaseException:
+                self._release_slot(key)
+                raise
 
     async def _connect(self, backend: Backend) -> UpstreamConnection:
         tls: ssl.SSLContext | None = None
@@ -277,9 +328,21 @@ class Pool:
         self._all.add(proto)
         return proto
 
+    def _wake(self, key: tuple[bool, str, int]) -> None:
+        waiters = self._waiters.get(key)
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+
+    def _release_slot(self, key: tuple[bool, str, int]) -> None:
+        self._busy[key] -= 1
+        self._wake(key)
+
     def release(self, conn: UpstreamConnection, reusable: bool) -> None:
         """Return a connection after its exchange; close it unless ``reusable``."""
-        self._slots[conn.backend.key].release()
+        self._release_slot(conn.backend.key)
         if reusable and not conn.closed:
             conn.idle_since = self.loop.time()
             self._idle.setdefault(conn.backend.key, collections.deque()).append(conn)

@@ -16,9 +16,10 @@ import joblib
 import numpy as np
 import pytest
 import requests
-from mdserve.sources import sha256_file
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
+
+from mdserve.sources import sha256_file
 
 
 def pytest_configure(config: pytest.Config) -> None:

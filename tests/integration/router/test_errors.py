@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import signal
 from pathlib import Path
 
 import aiohttp
@@ -113,3 +114,21 @@ def test_request_ids_headers_and_bodies_pass_through(procs: Processes, tmp_path:
                 assert resp.status == 418 and (await resp.json()) == {"backend": "stable"}
 
     asyncio.run(scenario())
+
+
+def test_sigterm_finishes_in_flight_requests_and_exits_cleanly(procs: Processes, tmp_path: Path) -> None:
+    ups = {"stable": procs.upstream("stable")}
+    routes = tmp_path / "routes.json"
+    write_table(routes, table({"stable": 1}))
+    router = procs.router(["--routes-file", str(routes), *overrides(ups)])
+
+    async def scenario() -> int:
+        async with aiohttp.ClientSession() as session:
+            slow = asyncio.create_task(send(session, router.url + "/x?sleep=1.0"))
+            await asyncio.sleep(0.3)  # the request is in flight at the backend
+            router.popen.send_signal(signal.SIGTERM)
+            return (await slow).status
+
+    assert asyncio.run(scenario()) == 200
+    assert router.popen.wait(timeout=30) == 0
+    assert "stopping: finishing in-flight requests" in router.log_text()

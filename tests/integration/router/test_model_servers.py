@@ -12,11 +12,11 @@ from pathlib import Path
 
 import joblib
 import pytest
-from mdserve.sources import sha256_file
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
+from mdserve.sources import sha256_file
 from tests.integration.router.harness import (
     Proc,
     Processes,

@@ -8,9 +8,10 @@ from typing import Any
 import joblib
 import numpy as np
 import pytest
-from mdserve.runtimes.sklearn import SklearnModel
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LinearRegression, LogisticRegression
+
+from mdserve.runtimes.sklearn import SklearnModel
 
 
 def pytest_configure(config: pytest.Config) -> None:

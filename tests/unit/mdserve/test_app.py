@@ -7,12 +7,13 @@ from typing import Any
 
 import orjson
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
 from mdserve.app import MdserveApp
 from mdserve.dataplane import DataPlane
 from mdserve.feedback import FeedbackStore
 from mdserve.metrics import ServerMetrics
 from mdserve.runtimes.sklearn import SklearnModel
-from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.unit
 

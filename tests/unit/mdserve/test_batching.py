@@ -5,6 +5,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytest
+
 from mdserve.batching import MicroBatcher
 from mdserve.runtimes.base import Array
 

@@ -8,6 +8,7 @@ import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from mdserve import codec
 from mdserve.errors import BadJson, BadRequest, MdserveError, MissingField, WrongDatatype, WrongShape
 

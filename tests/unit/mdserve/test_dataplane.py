@@ -6,6 +6,7 @@ from typing import Any
 import numpy as np
 import orjson
 import pytest
+
 from mdserve.dataplane import DataPlane, bind_inputs
 from mdserve.errors import (
     MissingField,
@@ -160,3 +161,12 @@ def test_bind_inputs_by_name_for_multi_input_models() -> None:
         bind_inputs(specs, {"a": np.ones((3, 2)), "b": np.arange(3), "c": np.arange(3)})
     with pytest.raises(WrongDatatype, match="floats"):
         bind_inputs(specs, {"a": np.ones((3, 2)), "b": np.ones(3)})
+
+
+def test_without_micro_batching_small_batches_run_directly(iris_model: SklearnModel) -> None:
+    dataplane = DataPlane(
+        "iris", "1", ServerMetrics("iris", "1", "d", "0"), FeedbackStore(10), micro_batching=False
+    )
+    dataplane.install(iris_model)
+    assert infer(dataplane, v2_body([SETOSA, VIRGINICA]))["outputs"][0]["data"] == [0, 2]
+    assert dataplane.batcher is not None and dataplane.batcher.calls == 0

@@ -6,6 +6,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from mdserve.__main__ import main
 from mdserve.routing import route
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from mdserve.detect import detect
 from mdserve.errors import ModelLoadError
 from mdserve.loader import load_runtime, verify

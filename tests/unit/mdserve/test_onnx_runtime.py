@@ -5,6 +5,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mdserve.detect import Artifact
 from mdserve.errors import ModelLoadError
 from mdserve.quantize.convert import ConversionError, sklearn_to_onnx

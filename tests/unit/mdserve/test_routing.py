@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mdserve.routing import Route, route
 
 pytestmark = pytest.mark.unit

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mdserve.settings import SettingsError, settings_from_env
 
 pytestmark = pytest.mark.unit
