@@ -436,8 +436,8 @@ def test_operator_reconciles_under_the_chart_service_account(
         events = get_json(kubectl, "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")
         assert {e["reason"] for e in events["items"]} & {"Created", "Promoted", "Ready"}, "no operator Events"
 
-        # What makes Argo CD need no ignoreDifferences: the operator owns nothing of the object but its status.
-        md = get_json(kubectl, "modeldeployment", name, "-n", ns)
+        # Why Argo CD needs no ignoreDifferences: the operator owns nothing of the object but its status.
+        md = get_json(kubectl, "modeldeployment", name, "-n", ns, "--show-managed-fields")
         assert not md["metadata"].get("finalizers"), md["metadata"]
         assert not [k for k in md["metadata"].get("annotations", {}) if "kopf" in k], md["metadata"]
         ours = [m for m in md["metadata"]["managedFields"] if m["manager"] == "modeldeploy"]

@@ -27,8 +27,24 @@ class Exchange:
     """Forwards ``req`` to ``variant`` and relays the answer to ``proto``; implements ``Listener``."""
 
     __slots__ = (
-        "active", "attempt", "backend", "body", "chunked", "conn", "core", "head", "payload", "proto", "req",
-        "request_id", "shadow_tail", "shadows", "started", "streaming", "timeouts", "variant",
+        "active",
+        "attempt",
+        "backend",
+        "body",
+        "chunked",
+        "conn",
+        "core",
+        "head",
+        "payload",
+        "proto",
+        "req",
+        "request_id",
+        "shadow_tail",
+        "shadows",
+        "started",
+        "streaming",
+        "timeouts",
+        "variant",
     )
 
     def __init__(
@@ -114,7 +130,9 @@ class Exchange:
         else:
             body = b"".join(self.body)
             framing = b"content-length: %d\r\n" % len(body)
-            self.proto.write(response_head(head.status, head.reason, head.headers, self._extra(), framing) + body)
+            self.proto.write(
+                response_head(head.status, head.reason, head.headers, self._extra(), framing) + body
+            )
         self.core.pool.release(conn, keep_alive)
         self._finish(head.status)
 
@@ -134,7 +152,9 @@ class Exchange:
         if isinstance(exc, UpstreamClosed) and exc.silent and conn.reused and self.attempt == 0:
             # A pooled connection the backend closed as we reused it: the request never reached
             # the application, so one retry on a fresh connection is safe.
-            log.debug("request %s to %s: pooled connection was closed, retrying", self.request_id, self.variant)
+            log.debug(
+                "request %s to %s: pooled connection was closed, retrying", self.request_id, self.variant
+            )
             self.attempt, self.head, self.body = 1, None, []
             self.core.spawn(self._connect(fresh=True))
             return
@@ -145,7 +165,10 @@ class Exchange:
 
     # -- helpers ---------------------------------------------------------------------------------
     def _extra(self) -> bytes:
-        extra = b"x-request-id: %s\r\nx-mdroute-variant: %s\r\n" % (self.request_id.encode(), self.variant.encode())
+        extra = b"x-request-id: %s\r\nx-mdroute-variant: %s\r\n" % (
+            self.request_id.encode(),
+            self.variant.encode(),
+        )
         return extra if self.req.keep_alive else extra + b"connection: close\r\n"
 
     def _start_streaming(self, head: Head) -> None:

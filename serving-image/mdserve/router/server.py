@@ -1,36 +1,39 @@
 """The proxy port: an HTTP/1.1 server on asyncio protocols (httptools) that forwards by the table.
 
-Callers' connections are ``ClientProtocol``s; each parsed request goes to ``RouterCore.handle``,
+Callers' connections are ``ClientProtocol``s; each parsed request goes to ``RouterCore.start``,
 which answers the router's own endpoints (``/-/healthz``, ``/-/ready``, ``/-/routes``,
-``/metrics``) or asks the decider for a variant and relays the backend's response, then fires
-the shadow copies. Written on raw protocols because the router's own latency is the product:
-an aiohttp server + client pair measured ~15x nginx's added latency, this path a few times it.
+``/metrics``) or asks the decider for a variant and hands the request to an ``Exchange``
+(``exchange.py``), which relays the backend's answer and then fires the shadow copies. Written on
+raw protocols and callbacks because the router's own latency is the product: an aiohttp server +
+client pair measured ~15x nginx's added latency (see docs/benchmarks.md for this path).
 """
 
 from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import json
 import logging
 import time
+from collections.abc import Coroutine
 from typing import Any, cast
 
 import httptools
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from mdserve.router.exchange import Exchange
 from mdserve.router.http1 import (
     Backend,
     error_response,
     request_head,
     request_id_of,
     request_tail,
-    response_head,
     simple_response,
 )
 from mdserve.router.metrics import RouterMetrics
 from mdserve.router.state import ActiveTable, TableHolder
-from mdserve.router.upstream import Pool, UpstreamClosed, UpstreamConnection, UpstreamError, UpstreamTimeout
+from mdserve.router.upstream import FutureListener, Pool, UpstreamConnection, UpstreamError, UpstreamTimeout
 
 log = logging.getLogger("mdserve.router")
 
@@ -66,7 +69,6 @@ class ClientProtocol(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.queue: collections.deque[Request] = collections.deque()
         self.busy = False
-        self.task: asyncio.Task[None] | None = None
         self.closed = False
         self.paused = False
         self.upstream: UpstreamConnection | None = None
@@ -149,26 +151,35 @@ class ClientProtocol(asyncio.Protocol):
         if len(self.queue) > _MAX_QUEUED and self.transport is not None:
             self.transport.pause_reading()
         if not self.busy:
-            self.busy = True
-            self.task = self.loop.create_task(self._serve_queue())
+            self._next()
 
     # -- serving ---------------------------------------------------------------------------------
-    async def _serve_queue(self) -> None:
+    def _next(self) -> None:
+        if not self.queue or self.closed:
+            self.busy = False
+            return
+        self.busy = True
+        request = self.queue.popleft()
+        if len(self.queue) <= _MAX_QUEUED // 2 and self.transport is not None:
+            self.transport.resume_reading()
         try:
-            while self.queue and not self.closed:
-                request = self.queue.popleft()
-                await self.core.handle(self, request)
-                if not request.keep_alive:
-                    self.close()
-                    return
-                if len(self.queue) <= _MAX_QUEUED // 2 and self.transport is not None:
-                    self.transport.resume_reading()
+            self.core.start(self, request)
         except Exception:  # a bug must cost one connection, not the router
             log.exception("request handling failed")
-            self.close()
-        finally:
             self.busy = False
-            self.last_active = self.loop.time()
+            self.close()
+
+    def exchange_done(self, request: Request) -> None:
+        """The answer to ``request`` is written; serve the next pipelined request, if any."""
+        self.last_active = self.loop.time()
+        if not request.keep_alive:
+            self.busy = False
+            self.close()
+        elif self.queue:
+            # Not re-entered directly: this may run inside a backend connection's callbacks.
+            self.loop.call_soon(self._next)
+        else:
+            self.busy = False
 
     def write(self, data: bytes) -> None:
         if not self.closed and self.transport is not None:
@@ -215,21 +226,30 @@ class RouterCore:
         self.shadow_max = shadow_max_inflight
         self.connections: set[ClientProtocol] = set()
         self._backends: dict[str, Backend] = {}
-        self._shadow_tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
         self._shadow_inflight: dict[str, int] = {}
+        self.inflight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._counters: dict[tuple[str, int], Any] = {}
         self._histograms: dict[str, Any] = {}
 
     def protocol(self) -> ClientProtocol:
         return ClientProtocol(self)
 
-    def _backend(self, url: str) -> Backend:
+    def backend(self, url: str) -> Backend:
         backend = self._backends.get(url)
         if backend is None:
             backend = self._backends[url] = Backend(url)
         return backend
 
-    def _observe(self, variant: str, status: int, seconds: float) -> None:
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine in the background, keeping a reference until it ends."""
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def observe(self, variant: str, status: int, seconds: float) -> None:
         counter = self._counters.get((variant, status))
         if counter is None:
             counter = self._counters[(variant, status)] = self.metrics.requests.labels(variant, str(status))
@@ -239,11 +259,12 @@ class RouterCore:
             histogram = self._histograms[variant] = self.metrics.duration.labels(variant)
         histogram.observe(seconds)
 
-    async def handle(self, proto: ClientProtocol, req: Request) -> None:
-        """Serve one request on ``proto``."""
+    def start(self, proto: ClientProtocol, req: Request) -> None:
+        """Begin serving ``req``; ``proto.exchange_done`` is called once its answer is written."""
         target = req.target
         if target.startswith(b"/-/") or target == b"/metrics" or target.startswith(b"/metrics?"):
             proto.write(self._local(req))
+            proto.exchange_done(req)
             return
         started = time.perf_counter()
         headers: dict[str, str] = {}
@@ -253,202 +274,57 @@ class RouterCore:
         active = self.holder.active
         if active is None:
             proto.write(error_response(503, "no route table loaded yet", request_id, None))
+            proto.exchange_done(req)
             return
         if not target.startswith(b"/"):
             proto.write(error_response(400, "request target must be a path (origin-form)", request_id, None))
+            proto.exchange_done(req)
             return
         decision = active.decider.decide(headers)
         with_length = bool(req.body) or req.method in _BODY_METHODS
-        rid = request_id.encode()
-        tail = request_tail(req.headers, len(req.body), rid, proto.peer, with_length)
-        status = await self._forward(proto, req, active, decision.variant, tail, request_id)
-        self._observe(decision.variant, status, time.perf_counter() - started)
-        if decision.shadows:
-            shadow_tail = b"x-mdroute-shadow: 1\r\n" + tail
-            for variant in decision.shadows:
-                self._start_shadow(active, variant, req, shadow_tail)
+        tail = request_tail(req.headers, len(req.body), request_id.encode(), proto.peer, with_length)
+        self.inflight += 1
+        self._idle.clear()
+        Exchange(
+            self, proto, req, active, decision.variant, decision.shadows, tail, request_id, started
+        ).begin()
 
-    async def _forward(
-        self,
-        proto: ClientProtocol,
-        req: Request,
-        active: ActiveTable,
-        variant: str,
-        tail: bytes,
-        request_id: str,
-    ) -> int:
-        backend = self._backend(active.backends[variant])
-        t = active.table.timeouts
-        payload = request_head(req.method, req.target, backend, tail) + req.body
-        for attempt in (0, 1):
-            try:
-                conn = await self.pool.acquire(backend, t.connect_seconds)
-            except TimeoutError:
-                return self._fail(
-                    proto,
-                    504,
-                    variant,
-                    "timeout",
-                    f"backend {backend.url} gave no connection within {t.connect_seconds:g}s",
-                    request_id,
-                )
-            except OSError as exc:
-                reason = exc.strerror or str(exc) or type(exc).__name__
-                return self._fail(
-                    proto,
-                    502,
-                    variant,
-                    "connect",
-                    f"cannot connect to backend {backend.url}: {reason}",
-                    request_id,
-                )
-            head_future, done = conn.send(payload, req.head_only, t.request_seconds)
-            try:
-                head = await head_future
-            except UpstreamClosed as exc:
-                self.pool.release(conn, False)
-                if exc.silent and conn.reused and attempt == 0:
-                    # A pooled connection the backend closed as we reused it: the request never
-                    # reached the application, so retrying on a fresh connection is safe.
-                    log.debug("request %s to %s: pooled connection was closed, retrying", request_id, variant)
-                    continue
-                return self._fail(proto, 502, variant, "connect", f"backend {backend.url} {exc}", request_id)
-            except UpstreamTimeout:
-                self.pool.release(conn, False)
-                return self._fail(
-                    proto,
-                    504,
-                    variant,
-                    "timeout",
-                    f"backend {backend.url} did not answer within {t.request_seconds:g}s",
-                    request_id,
-                )
-            except UpstreamError as exc:
-                self.pool.release(conn, False)
-                return self._fail(proto, 502, variant, exc.kind, f"backend {backend.url} {exc}", request_id)
-            except BaseException:
-                self.pool.release(conn, False)
-                raise
-            return await self._relay(
-                proto,
-                req,
-                conn,
-                head.status,
-                head.reason,
-                head.headers,
-                head.has_body,
-                done,
-                variant,
-                request_id,
-            )
-        raise AssertionError("unreachable: the second attempt always returns")
-
-    async def _relay(
-        self,
-        proto: ClientProtocol,
-        req: Request,
-        conn: UpstreamConnection,
-        status: int,
-        reason: bytes,
-        headers: list[tuple[bytes, bytes]],
-        has_body: bool,
-        done: asyncio.Future[bool],
-        variant: str,
-        request_id: str,
-    ) -> int:
-        extra = b"x-request-id: %s\r\nx-mdroute-variant: %s\r\n" % (request_id.encode(), variant.encode())
-        if not req.keep_alive:
-            extra += b"connection: close\r\n"
-        length = None
-        for name, value in headers:
-            if name.lower() == b"content-length":
-                length = value
-        if not has_body:
-            # HEAD answers keep the length of the body a GET would get; 204/304 have none.
-            framing = b"content-length: %s\r\n" % length if req.head_only and length is not None else b""
-            proto.write(response_head(status, reason, headers, extra, framing))
-            self.pool.release(conn, done.done() and not done.exception() and done.result())
-            return status
-        if done.done():  # the usual case: the whole response is already here, send it in one write
-            try:
-                reusable = done.result()
-            except UpstreamError as exc:
-                self.pool.release(conn, False)
-                return self._fail(
-                    proto, 502, variant, exc.kind, f"backend {conn.backend.url} {exc}", request_id
-                )
-            body = conn.take_body()
-            proto.write(
-                response_head(status, reason, headers, extra, b"content-length: %d\r\n" % len(body)) + body
-            )
-            self.pool.release(conn, reusable)
-            return status
-        chunked = length is None
-        framing = b"transfer-encoding: chunked\r\n" if chunked else b"content-length: %s\r\n" % length
-        proto.write(response_head(status, reason, headers, extra, framing))
-
-        def sink(data: bytes) -> None:
-            if data:
-                proto.write(b"%x\r\n%s\r\n" % (len(data), data) if chunked else data)
-
-        proto.upstream = conn
-        conn.attach(sink)
-        if proto.paused:
-            conn.pause()
-        try:
-            reusable = await done
-        except UpstreamError as exc:
-            # Headers are already sent: the only honest signal left is to cut the connection.
-            self.metrics.upstream_errors.labels(variant, "stream").inc()
-            log.warning("request %s to %s: response stream broke: %s", request_id, variant, exc)
-            self.pool.release(conn, False)
-            proto.abort()
-            return status
-        finally:
-            proto.upstream = None
-        if chunked:
-            proto.write(b"0\r\n\r\n")
-        self.pool.release(conn, reusable)
-        return status
-
-    def _fail(
-        self, proto: ClientProtocol, status: int, variant: str, kind: str, message: str, request_id: str
-    ) -> int:
-        self.metrics.upstream_errors.labels(variant, kind).inc()
-        log.warning("request %s to %s: %s", request_id, variant, message)
-        proto.write(error_response(status, message, request_id, variant))
-        return status
+    def exchange_finished(self) -> None:
+        self.inflight -= 1
+        if self.inflight == 0:
+            self._idle.set()
 
     # -- shadows ---------------------------------------------------------------------------------
-    def _start_shadow(self, active: ActiveTable, variant: str, req: Request, tail: bytes) -> None:
+    def start_shadow(self, active: ActiveTable, variant: str, req: Request, tail: bytes) -> None:
+        """Send a fire-and-forget copy of ``req`` to ``variant`` (``tail``: the primary's header lines)."""
         # The bound is per variant: one slow shadow must not crowd out the copies to the others.
         inflight = self._shadow_inflight.get(variant, 0)
         if inflight >= self.shadow_max:
             self.metrics.shadow.labels(variant, "dropped").inc()
             return
         self._shadow_inflight[variant] = inflight + 1
-        backend = self._backend(active.backends[variant])
-        payload = request_head(req.method, req.target, backend, tail) + req.body
+        backend = self.backend(active.backends[variant])
+        payload = request_head(req.method, req.target, backend, b"x-mdroute-shadow: 1\r\n" + tail) + req.body
         t = active.table.timeouts
-        task = self.loop.create_task(
+        self.spawn(
             self._shadow(variant, backend, payload, req.head_only, t.connect_seconds, t.shadow_seconds)
         )
-        self._shadow_tasks.add(task)
-        task.add_done_callback(self._shadow_tasks.discard)
 
     async def _shadow(
         self, variant: str, backend: Backend, payload: bytes, head_only: bool, connect: float, total: float
     ) -> None:
         outcome = "error"
-        conn: UpstreamConnection | None = None
         try:
             conn = await self.shadow_pool.acquire(backend, connect)
-            head_future, done = conn.send(payload, head_only, total, idle_timeout=False)
-            conn.attach(lambda _: None)  # the response is never used: do not keep it
-            head = await head_future
-            reusable = await done
+            listener = FutureListener(self.loop)
+            conn.start(payload, head_only, total, False, listener)
+            try:
+                head = await listener.head
+                reusable = await listener.done
+            except BaseException:
+                self.shadow_pool.release(conn, False)
+                raise
             self.shadow_pool.release(conn, reusable)
-            conn = None
             outcome = "ok" if head.status < 500 else "http_error"
         except (UpstreamTimeout, TimeoutError):
             outcome = "timeout"
@@ -457,8 +333,6 @@ class RouterCore:
         except Exception:  # a shadow must never take the router down, whatever goes wrong
             log.exception("shadow to %s failed unexpectedly", variant)
         finally:
-            if conn is not None:
-                self.shadow_pool.release(conn, False)
             self._shadow_inflight[variant] -= 1
             self.metrics.shadow.labels(variant, outcome).inc()
 
@@ -499,12 +373,11 @@ class RouterCore:
 
     async def drain(self, grace_seconds: float) -> None:
         """Let in-flight requests finish (up to ``grace_seconds``), then close everything."""
-        running = [p.task for p in self.connections if p.busy and p.task is not None]
-        if running:
-            await asyncio.wait(running, timeout=grace_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), grace_seconds)
         for proto in list(self.connections):
             proto.close()
-        if self._shadow_tasks:
-            await asyncio.wait(list(self._shadow_tasks), timeout=2.0)
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=2.0)
         self.pool.close()
         self.shadow_pool.close()

@@ -198,7 +198,9 @@ class UpstreamConnection(asyncio.Protocol):
             self._end(self._parser.should_keep_alive())
 
     # -- exchange --------------------------------------------------------------------------------
-    def start(self, payload: bytes, head_only: bool, timeout: float, idle_timeout: bool, listener: Listener) -> None:
+    def start(
+        self, payload: bytes, head_only: bool, timeout: float, idle_timeout: bool, listener: Listener
+    ) -> None:
         """Write a complete request; ``timeout`` bounds silence (``idle_timeout``) or the whole exchange."""
         assert self.transport is not None
         self._listener = listener
@@ -293,7 +295,9 @@ class Pool:
                 return conn
         return None
 
-    async def acquire(self, backend: Backend, connect_timeout: float, fresh: bool = False) -> UpstreamConnection:
+    async def acquire(
+        self, backend: Backend, connect_timeout: float, fresh: bool = False
+    ) -> UpstreamConnection:
         """A connection to ``backend`` (a new one if ``fresh``), waiting for a free slot if needed."""
         key = backend.key
         async with asyncio.timeout(connect_timeout):
