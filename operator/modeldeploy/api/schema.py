@@ -9,6 +9,7 @@ only the operator can know (model reachability, format/quantization combinations
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from modeldeploy.api.openapi import (
@@ -316,107 +317,18 @@ def _variant() -> Node:
 
 
 def _rollout() -> Node:
-    return obj(
-        "How a new revision replaces the serving one. `Rolling`: start the new revision next to the old and "
-        "switch when it is Ready. `Canary`: shift traffic by `steps`, analysing `metrics` at each "
-        "`interval`. "
-        "`BlueGreen`: full-size new revision, switch after analysis.",
-        {
-            "strategy": string("Rollout strategy.", enum=STRATEGIES, default="Rolling"),
-            "steps": array(
-                "Canary steps (Argo Rollouts style): set the canary weight, then wait `pause`.",
-                obj(
-                    "A canary step.",
-                    {
-                        "setWeight": integer(
-                            "Percent of traffic sent to the canary.", minimum=0, maximum=100
-                        ),
-                        "pause": obj(
-                            "Wait after setting the weight; without `duration`, wait for a manual promotion.",
-                            {
-                                "duration": string(
-                                    "How long to wait, e.g. `30s`, `5m`.", pattern=DURATION, max_length=32
-                                )
-                            },
-                        ),
-                    },
-                    required=("setWeight",),
-                ),
-                max_items=20,
-                rules=(
-                    rule(
-                        "self.all(a, self.exists_one(b, b.setWeight == a.setWeight)) && "
-                        "self.map(s, s.setWeight).isSorted()",
-                        "steps[].setWeight must be strictly increasing",
-                    ),
-                ),
-            ),
-            "interval": string("How often the analysis runs.", pattern=DURATION, max_length=32, default="1m"),
-            "failureLimit": integer(
-                "Failed analyses tolerated before rolling back.", minimum=0, maximum=100, default=3
-            ),
-            "progressDeadlineSeconds": integer(
-                "Seconds a new revision may take to become Ready before it is reported Degraded "
-                "(reason ModelUnavailable).",
-                minimum=30,
-                maximum=86400,
-                default=600,
-            ),
-            "autoRollback": boolean("Roll back automatically when the analysis fails.", default=True),
-            "paused": boolean("Freeze the rollout where it is (phase Paused).", default=False),
-            "metrics": array(
-                "Analysis metrics with thresholds (Flagger style); a result outside the range is a failure.",
-                obj(
-                    "An analysis metric.",
-                    {
-                        "name": string(
-                            "Metric name: a built-in (`error-rate`, `latency-p99`, `accuracy`, `mae`) "
-                            "or any name when `query` is set.",
-                            pattern=DNS_LABEL,
-                            max_length=63,
-                        ),
-                        "query": string(
-                            "PromQL template; `{{ revision }}`, `{{ model }}`, `{{ namespace }}`, "
-                            "`{{ interval }}` are substituted.",
-                            max_length=4096,
-                        ),
-                        "interval": string(
-                            "Range of the query window (default: `rollout.interval`).",
-                            pattern=DURATION,
-                            max_length=32,
-                        ),
-                        "thresholdRange": obj(
-                            "Accepted range of the result.",
-                            {
-                                "min": number("Lowest accepted value."),
-                                "max": number("Highest accepted value."),
-                            },
-                            rules=(
-                                rule("has(self.min) || has(self.max)", "set min, max or both"),
-                                rule(
-                                    "!has(self.min) || !has(self.max) || self.min <= self.max",
-                                    "min must be less than or equal to max",
-                                    field_path=".min",
-                                ),
-                            ),
-                        ),
-                    },
-                    required=("name", "thresholdRange"),
-                ),
-                max_items=16,
-                map_keys=("name",),
-            ),
-        },
-        default={"strategy": "Rolling"},
-        rules=(
-            rule(
-                "!has(self.strategy) || self.strategy != 'Canary' "
-                "|| (has(self.steps) && size(self.steps) > 0)",
-                "strategy Canary needs at least one step",
-                field_path=".steps",
-            ),
-        ),
-    )
+    """`spec.rollout`: the progressive delivery engine's fragment (rollout/schema.py, which imports this
+    module's constants, hence the import here)."""
+    from modeldeploy.rollout.schema import ROLLOUT_SPEC_SCHEMA
+
+    return copy.deepcopy(ROLLOUT_SPEC_SCHEMA)
+
+
+def _rollout_status() -> Node:
+    """`status.rollout`: the engine's persisted state (rollout/state.py)."""
+    from modeldeploy.rollout.schema import ROLLOUT_STATUS_SCHEMA
+
+    return copy.deepcopy(ROLLOUT_STATUS_SCHEMA)
 
 
 def spec_schema() -> Node:
@@ -499,7 +411,7 @@ def status_schema() -> Node:
             "readyReplicas": integer("Ready pods of the serving revisions."),
             "url": string("In-cluster URL of the stable Service.", max_length=512),
             "variants": array("Per-variant observed state.", variant, max_items=16, map_keys=("name",)),
-            "rollout": passthrough("State of the progressive delivery engine (steps, analysis results)."),
+            "rollout": _rollout_status(),
         },
     )
 

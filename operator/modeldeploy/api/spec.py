@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from modeldeploy.api.schema import PRIMARY
+from modeldeploy.rollout.config import RolloutConfig
 
 Format = Literal["auto", "sklearn", "tensorflow", "tflite", "onnx"]
 Quantization = Literal["none", "dynamic", "float16", "int8"]
@@ -177,53 +178,8 @@ class VariantSpec(_Model):
     """Autoscaling override merged over the top level."""
 
 
-class PauseSpec(_Model):
-    duration: str | None = None
-    """Wait time; None waits for a manual promotion."""
-
-
-class StepSpec(_Model):
-    set_weight: int = Field(alias="setWeight")
-    """Canary weight of this step."""
-    pause: PauseSpec | None = None
-    """Wait after the step."""
-
-
-class ThresholdRange(_Model):
-    min: float | None = None
-    """Lowest accepted value."""
-    max: float | None = None
-    """Highest accepted value."""
-
-
-class AnalysisMetric(_Model):
-    name: str
-    """Metric name."""
-    threshold_range: ThresholdRange = Field(alias="thresholdRange")
-    """Accepted range."""
-    query: str | None = None
-    """PromQL template."""
-    interval: str | None = None
-    """Query window."""
-
-
-class RolloutSpec(_Model):
-    strategy: Literal["Rolling", "Canary", "BlueGreen"] = "Rolling"
-    """Rollout strategy."""
-    steps: tuple[StepSpec, ...] = ()
-    """Canary steps."""
-    interval: str = "1m"
-    """Analysis interval."""
-    failure_limit: int = Field(default=3, alias="failureLimit")
-    """Failures before rollback."""
-    progress_deadline_seconds: int = Field(default=600, alias="progressDeadlineSeconds")
-    """Deadline for a new revision to become Ready."""
-    auto_rollback: bool = Field(default=True, alias="autoRollback")
-    """Roll back on failed analysis."""
-    paused: bool = False
-    """Freeze the rollout."""
-    metrics: tuple[AnalysisMetric, ...] = ()
-    """Analysis metrics."""
+RolloutSpec = RolloutConfig
+"""`spec.rollout` is the progressive delivery engine's configuration (rollout/config.py)."""
 
 
 class ModelDeploymentSpec(_Model):

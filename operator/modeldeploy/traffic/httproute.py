@@ -23,7 +23,11 @@ GATEWAY_GROUP = "gateway.networking.k8s.io"
 SPLIT_RULE = "split"
 FRACTION_DENOMINATOR = 10_000
 """Non-integer shadow percents become fractions of 10 000 (the spec allows two decimals)."""
-_ALL_PATHS = {"path": {"type": "PathPrefix", "value": "/"}}
+
+
+def _all_paths() -> dict[str, Any]:
+    # A fresh dict each time: shared sub-objects would alias across rules (and YAML dumps show anchors).
+    return {"path": {"type": "PathPrefix", "value": "/"}}
 
 
 def _ref(b: Backend, weight: int) -> dict[str, Any]:
@@ -80,12 +84,12 @@ def build_httproute(md: Mapping[str, Any], plan: TrafficPlan, gateway: GatewaySp
         target = plan.backend(group[0].backend)
         # A request pinned to the shadowed variant is not mirrored to it again (the router's rule too).
         filters = [_mirror(m, plan) for m in plan.mirrors if m.variant != target.variant]
-        matches = [{**_ALL_PATHS, "headers": [_header(c) for c in p.headers]} for p in group]
+        matches = [{**_all_paths(), "headers": [_header(c) for c in p.headers]} for p in group]
         rules.append(_rule(group[0].group, matches, [_ref(target, 1)], filters))
     rules.append(
         _rule(
             SPLIT_RULE,
-            [dict(_ALL_PATHS)],
+            [_all_paths()],
             [_ref(b, b.weight) for b in plan.backends],
             [_mirror(m, plan) for m in plan.mirrors],
         )

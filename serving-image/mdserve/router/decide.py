@@ -143,6 +143,13 @@ class Decider:
         self._sticky_cookie = sticky.cookie if sticky else None
         self._sticky_salt = sticky.salt if sticky else ""
         self._shadows = [(s.variant, round(s.percent * _SHADOW_SCALE / 100)) for s in table.shadows]
+        needed = {name for rule in self._rules for name, _ in rule.headers}
+        if any(rule.cookies for rule in self._rules) or self._sticky_cookie is not None:
+            needed.add("cookie")
+        if self._sticky_header is not None:
+            needed.add(self._sticky_header)
+        self.header_names = frozenset(n.encode("latin-1") for n in needed)
+        """Lower-case names of the only request headers ``decide`` looks at (the rest need no decoding)."""
         self._shadow_acc = [0] * len(self._shadows)
 
     def sticky_variant(self, key: str) -> str:

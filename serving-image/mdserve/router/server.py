@@ -267,11 +267,17 @@ class RouterCore:
             proto.exchange_done(req)
             return
         started = time.perf_counter()
-        headers: dict[str, str] = {}
-        for name, value in req.headers:
-            headers.setdefault(name.decode("latin-1").lower(), value.decode("latin-1"))
-        request_id = request_id_of(headers.get("x-request-id"))
         active = self.holder.active
+        wanted = active.decider.header_names if active is not None else frozenset()
+        headers: dict[str, str] = {}
+        given_id: str | None = None
+        for name, value in req.headers:
+            lower = name.lower()
+            if lower in wanted:
+                headers.setdefault(lower.decode("latin-1"), value.decode("latin-1"))
+            elif lower == b"x-request-id" and given_id is None:
+                given_id = value.decode("latin-1")
+        request_id = request_id_of(given_id if given_id is not None else headers.get("x-request-id"))
         if active is None:
             proto.write(error_response(503, "no route table loaded yet", request_id, None))
             proto.exchange_done(req)

@@ -15,10 +15,10 @@ from typing import Any
 
 import pytest
 import yaml
+
 from modeldeploy.api.schema import PHASES
 from modeldeploy.revisions import VariantRevisions
 from modeldeploy.status import Problem, compute
-
 from tests.unit.helm.chart import CHART
 
 pytestmark = pytest.mark.unit

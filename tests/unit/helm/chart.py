@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
 from devcluster.paths import cache_dir
 
 REPO = Path(__file__).resolve().parents[3]

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from modeldeploy.api import generate
 from modeldeploy.settings import Settings, from_env
-
 from tests.unit.helm.chart import CHART, GOLDEN, VALUES, documents, helm, template
 
 pytestmark = pytest.mark.unit

@@ -140,3 +140,16 @@ def test_shadow_percentage_is_exact_and_skips_its_own_primary() -> None:
 def test_parse_cookies_is_lenient() -> None:
     assert parse_cookies('a=1; b="two"; junk; =x; a=3; c=') == {"a": "1", "b": "two", "c": ""}
     assert parse_cookies(None) == {}
+
+
+def test_only_the_headers_the_table_uses_are_needed() -> None:
+    assert table({"a": 1}).header_names == frozenset()
+    d = table(
+        {"a": 1, "b": 0},
+        rules=[
+            {"name": "r", "variant": "b", "headers": [{"name": "X-Tester", "type": "present"}]},
+            {"name": "c", "variant": "b", "cookies": [{"name": "beta", "type": "present"}]},
+        ],
+        sticky={"header": "X-User-Id"},
+    )
+    assert d.header_names == {b"x-tester", b"cookie", b"x-user-id"}
