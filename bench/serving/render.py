@@ -17,7 +17,8 @@ def sklearn_part() -> list[str]:
         "### sklearn iris LogisticRegression, V2 JSON, mdserve vs MLServer 1.7",
         "",
         f"Reproduce: `.venv/bin/python {data['command'].removeprefix('python ')}` "
-        "(creates `.bench-venv/mlserver` with mlserver 1.7 + mlserver-sklearn on first run).",
+        "(creates `.bench-venv/mlserver` with mlserver 1.7 + mlserver-sklearn on first run, and `uvloop<0.22`: "
+        "MLServer 1.7's inference-pool workers crash with newer uvloop).",
         f"Load generator: `wrk -t1 -c{data['connections']} -d{data['seconds']}s` with the same Lua POST script "
         f"for both, on the same machine ({data['machine']}), {data['rounds']} rounds each, alternating between the servers, after a 3 s warm-up; "
         "medians of the rounds. Both servers at their defaults (MLServer: 1 inference-pool worker process).",

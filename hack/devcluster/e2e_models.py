@@ -16,6 +16,7 @@ the virtualenv next to mdserve).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,8 +100,6 @@ def accuracy(artifact: ModelArtifact) -> float:
     x, y = iris()
     correct = 0
     for row, label in zip(x, y, strict=True):
-        try:
+        with contextlib.suppress(FeatureLookupError):
             correct += int(model.predict(row.reshape(1, -1))[0] == label)
-        except FeatureLookupError:
-            pass
     return correct / len(y)

@@ -86,6 +86,7 @@ class TrafficLoop:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._drained = threading.Event()
         self._sent = itertools.count()
         self._queue: queue.Queue[_Pending] = queue.Queue()
         rows, labels = iris()
@@ -105,8 +106,13 @@ class TrafficLoop:
         return self
 
     def stop(self) -> None:
+        """Stop sending, wait for the answers in flight, then post the feedback still queued."""
         self._stop.set()
-        for t in self._threads:
+        for t in self._threads[:self.workers]:
+            if t.is_alive():
+                t.join(self.timeout + 5)
+        self._drained.set()
+        for t in self._threads[self.workers:]:
             if t.is_alive():
                 t.join(self.timeout + 5)
 
@@ -176,7 +182,8 @@ class TrafficLoop:
             payload = resp.read()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
-            self._record(Answer(time.time(), 0, "", time.monotonic() - started, f"{type(exc).__name__}: {exc}"))
+            error = f"{type(exc).__name__}: {exc}"
+            self._record(Answer(time.time(), 0, "", time.monotonic() - started, error))
             return None
         variant = resp.getheader("x-mdroute-variant") or ""
         error = "" if resp.status == 200 else payload[:300].decode(errors="replace")
@@ -191,8 +198,8 @@ class TrafficLoop:
 
     def _send_feedback(self) -> None:
         assert self.feedback_url_of is not None
-        while not self._stop.is_set() or not self._queue.empty():
-            self._stop.wait(0.5)
+        while True:
+            last = self._drained.wait(0.5)
             batch: list[_Pending] = []
             while not self._queue.empty() and len(batch) < 500:
                 batch.append(self._queue.get_nowait())
@@ -205,7 +212,7 @@ class TrafficLoop:
                 by_target.setdefault(target, []).append(p)
             for target, items in by_target.items():
                 self._post(target, items)
-            if self._stop.is_set():
+            if last and self._queue.empty():
                 break
 
     def _post(self, target: str, items: list[_Pending]) -> None:

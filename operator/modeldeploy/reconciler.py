@@ -17,8 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modeldeploy.api.schema import API_VERSION, KIND
+from modeldeploy.api.schema import API_VERSION, KIND, PRIMARY
 from modeldeploy.api.spec import ModelDeploymentSpec, parse_spec
+from modeldeploy.delivery import Delivery, primary_plan, uses_engine
 from modeldeploy.diff import is_subset
 from modeldeploy.kube.client import KubeClient
 from modeldeploy.modelcheck import UriChecker, static_problems
@@ -27,6 +28,7 @@ from modeldeploy.render.children import WORKLOAD_KINDS, desired_children, retain
 from modeldeploy.render.naming import managed_selector
 from modeldeploy.render.variants import Variant, resolve
 from modeldeploy.revisions import VariantRevisions, decide, status_revisions
+from modeldeploy.rollout.engine import Decision
 from modeldeploy.settings import Settings
 from modeldeploy.status import Problem, compute, condition_of
 
@@ -44,6 +46,7 @@ STATUS_KEYS = (
     "variants",
     "stableRevision",
     "canaryRevision",
+    "rollout",
 )
 """The status fields this reconciler owns (server-side apply removes the ones it stops sending)."""
 RETRY_UNAVAILABLE_SECONDS = 30.0
@@ -59,6 +62,10 @@ class Outcome:
     """Reconcile again after this many seconds even without an event."""
     phase: str | None = None
     """The phase written (or kept)."""
+
+
+def _sooner(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def utcnow() -> str:
@@ -86,11 +93,15 @@ class Reconciler:
         settings: Settings,
         uri_checker: UriChecker | None = None,
         clock: Callable[[], str] = utcnow,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.kube = kube
         self.settings = settings
         self.uri_checker = uri_checker
         self.clock = clock
+        self.now = now
+        """The engine's time, read once per pass at this edge."""
+        self.delivery = Delivery(kube, settings)
 
     def observe(self, md: dict[str, Any]) -> dict[Key, dict[str, Any]]:
         """Children labelled for this ModelDeployment and controlled by this very object (uid)."""
@@ -134,28 +145,55 @@ class Reconciler:
                     requeue = RETRY_UNAVAILABLE_SECONDS
 
         revisions: dict[str, VariantRevisions] | None = None
+        decision: Decision | None = None
+        posted: set[str] = set()
         if spec is not None and problem is None:
             revisions = decide(
                 name, variants, md.get("status") or {}, deployments, paused=spec.rollout.paused
             )
+            keep = retained(name, revisions)
+            scale: dict[str, int] = {}
+            if uses_engine(spec):
+                decision = self.delivery.decide(md, spec, variants[0], deployments, self.now())
+                revisions[PRIMARY] = VariantRevisions(
+                    PRIMARY, decision.state.stable_revision or variants[0].revision, variants[0].revision,
+                    engine=True, engine_canary=decision.state.canary_revision,
+                )
+                keep = retained(name, {k: r for k, r in revisions.items() if k != PRIMARY})
+                primary = primary_plan(name, variants[0], decision, observed)
+                variants = [primary.variant, *variants[1:]]
+                keep |= primary.keep
+                scale = primary.scale
+                requeue = _sooner(requeue, decision.requeue_after)
             desired = desired_children(md, variants, revisions, spec.rollout.progress_deadline_seconds)
-            actions = plan(desired, observed, retained(name, revisions))
+            actions = plan(desired, observed, keep)
             self._execute(md, actions, deployments)
+            self._scale(md, scale, deployments)
             for r in revisions.values():
                 if r.promoted:
                     self._event(
                         md, "Normal", "Promoted", f"revision {r.stable} now serves variant {r.variant}"
                     )
+            for ev in decision.events if decision is not None else ():
+                self._event(md, ev.type, ev.reason, ev.message)
+                posted.add(ev.reason)
         # With a problem, nothing is applied or deleted: the last good children keep serving, never a partial
         # set.
 
         weights = {v.name: v.weight for v in variants}
-        paused = spec.rollout.paused if spec is not None else False
-        status = compute(md, revisions, deployments, weights, problem, paused, self.clock())
+        paused = spec.rollout.paused if spec is not None and decision is None else False
+        rollout = decision.state if decision is not None else None
+        canary = rollout.canary_revision if rollout is not None else None
+        canary_weight = decision.weights.get(canary, 0) if decision is not None and canary else 0
+        status = compute(
+            md, revisions, deployments, weights, problem, paused, self.clock(), rollout, canary_weight
+        )
         old = md.get("status") or {}
+        if problem is not None and "rollout" in old:
+            status["rollout"] = old["rollout"]  # the engine's memory survives a refused spec
         if status_changed(status, old):
             self.kube.apply_status(KIND, API_VERSION, namespace, name, status)
-            self._transition_events(md, old, status)
+            self._transition_events(md, old, status, posted)
         return Outcome(self.kube.writes() - before, requeue, status["phase"])
 
     def _execute(
@@ -186,11 +224,23 @@ class Reconciler:
                 return "Scaled", f"Scaled Deployment {a.name} from {was} to {now} replicas"
         return "Updated", f"Re-applied {a.kind} {a.name} (it differed from the rendered manifest)"
 
-    def _transition_events(self, md: dict[str, Any], old: dict[str, Any], new: dict[str, Any]) -> None:
+    def _scale(
+        self, md: dict[str, Any], scale: dict[str, int], deployments: dict[str, dict[str, Any]]
+    ) -> None:
+        ns = md["metadata"]["namespace"]
+        for name, replicas in scale.items():
+            was = deployments.get(name, {}).get("spec", {}).get("replicas")
+            deployments[name] = self.kube.scale("Deployment", ns, name, replicas)
+            self._event(md, "Normal", "Scaled", f"Scaled Deployment {name} from {was} to {replicas} replicas")
+
+    def _transition_events(
+        self, md: dict[str, Any], old: dict[str, Any], new: dict[str, Any], posted: set[str]
+    ) -> None:
         b_ready, a_ready = condition_of(old, "Ready"), condition_of(new, "Ready")
         b_deg, a_deg = condition_of(old, "Degraded"), condition_of(new, "Degraded")
         if a_deg.get("status") == "True":
-            if (b_deg.get("status"), b_deg.get("reason")) != ("True", a_deg.get("reason")):
+            repeated = a_deg.get("reason") in posted  # the engine's own Event already said it
+            if (b_deg.get("status"), b_deg.get("reason")) != ("True", a_deg.get("reason")) and not repeated:
                 self._event(md, "Warning", str(a_deg.get("reason")), str(a_deg.get("message")))
         elif a_ready.get("status") == "True" and b_ready.get("status") != "True":
             self._event(md, "Normal", "Ready", f"All pods ready ({new.get('ready')})")

@@ -30,10 +30,16 @@ class VariantRevisions:
     """Revision rendered from the current spec."""
     promoted: bool = False
     """True when this decision switched `stable` to `desired`."""
+    engine: bool = False
+    """Decided by the progressive delivery engine, which names the canary itself (`engine_canary`)."""
+    engine_canary: str | None = None
+    """The engine's in-flight canary (may differ from `desired`: a rollback target, a held revision)."""
 
     @property
     def canary(self) -> str | None:
         """The revision being rolled out, if it differs from the stable one."""
+        if self.engine:
+            return self.engine_canary
         return self.desired if self.desired != self.stable else None
 
 

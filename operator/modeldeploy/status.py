@@ -10,6 +10,7 @@ from typing import Any
 from modeldeploy.api.schema import PRIMARY
 from modeldeploy.render.naming import stable_service_name, workload_name
 from modeldeploy.revisions import VariantRevisions, deadline_exceeded, deployment_ready
+from modeldeploy.rollout.state import Phase, RolloutState, md_phase
 
 
 @dataclass(frozen=True)
@@ -64,8 +65,12 @@ def compute(
     problem: Problem | None,
     paused: bool,
     now: str,
+    rollout: RolloutState | None = None,
+    canary_weight: int = 0,
 ) -> dict[str, Any]:
-    """`revisions` is None when the spec could not be parsed; `weights` maps variant -> configured weight."""
+    """`revisions` is None when the spec could not be parsed; `weights` maps variant -> configured weight.
+    `rollout` is the progressive delivery engine's state (strategy Canary), `canary_weight` the percent of
+    primary traffic the applied decision sends to the canary."""
     meta, old = md["metadata"], md.get("status") or {}
     name, generation = meta["name"], int(meta.get("generation", 1))
     previous = {c["type"]: c for c in old.get("conditions", []) or [] if "type" in c}
@@ -127,7 +132,12 @@ def compute(
         degraded_c = (False, "AsExpected", "")
         pods = f"{total_ready}/{total_want} pods ready"
         ready_c = (all_ready, "Available" if all_ready else "PodsNotReady", pods)
-        if paused and canaries:
+        if rollout is not None and rollout.phase != Phase.STABLE:
+            phase, reason = md_phase(rollout)
+            message = rollout.message or reason
+            if phase == "Degraded":
+                degraded_c = (True, reason, message)
+        elif paused and canaries:
             phase, message = "Paused", f"rollout of {', '.join(canaries)} is paused"
         elif canaries:
             phase, message = "Progressing", f"rolling out {', '.join(canaries)}; {pods}"
@@ -135,11 +145,14 @@ def compute(
             phase, message = "Healthy", pods
         else:
             phase, message = ("Pending" if total_ready == 0 else "Progressing"), pods
-    progressing = phase in ("Progressing", "Pending") or (bool(canaries) and phase != "Paused")
+    settled = phase in ("Paused", "Degraded")
+    progressing = phase in ("Progressing", "Pending") or (bool(canaries) and not settled)
     if phase == "Paused":
         prog_c = (False, "Paused", message)
     elif progressing:
         prog_c = (True, "NewRevision" if canaries else "PodsStarting", message)
+    elif rollout is not None and rollout.phase == Phase.ROLLED_BACK and problem is None and not stuck:
+        prog_c = (False, "RolledBack", message)
     else:
         prog_c = (False, "Complete" if phase == "Healthy" else "Stalled", message)
 
@@ -152,7 +165,7 @@ def compute(
             condition("Progressing", prog_c[0], prog_c[1], prog_c[2], generation, now, previous),
             condition("Degraded", degraded_c[0], degraded_c[1], degraded_c[2], generation, now, previous),
         ],
-        "canaryWeight": 0,
+        "canaryWeight": canary_weight if primary is not None and primary.canary is not None else 0,
         "ready": f"{total_ready}/{total_want}",
         "replicas": total_want,
         "readyReplicas": total_ready,
@@ -163,6 +176,8 @@ def compute(
         status["stableRevision"] = primary.stable
         if primary.canary is not None:
             status["canaryRevision"] = primary.canary
+    if rollout is not None:
+        status["rollout"] = rollout.to_status()
     return status
 
 

@@ -15,9 +15,7 @@ from typing import Any
 from modeldeploy.api.openapi import (
     Node,
     array,
-    boolean,
     integer,
-    number,
     obj,
     passthrough,
     quantity_map,

@@ -29,6 +29,8 @@ API_REQUESTS = PromCounter(
     "modeldeploy_api_requests_total", "Kubernetes API requests made by the operator.", ["verb", "kind"]
 )
 WRITE_VERBS = frozenset({"apply", "apply_status", "delete", "create_event"})
+SCALE_MANAGER = f"{MANAGER}-scale"
+"""Field manager of `KubeClient.scale` (owns spec.replicas of older revisions only)."""
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,18 @@ class KubeClient:
             raise
         return obj
 
+    def get_secret(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """A Secret, read-only (the Prometheus bearer token). Not in RESOURCES, which lists the kinds the
+        operator manages (reads, applies, deletes); the chart grants `get` on the token Secret only."""
+        path = f"/api/v1/namespaces/{quote(namespace)}/secrets/{quote(name)}"
+        try:
+            obj: dict[str, Any] = self._request("get", "Secret", "GET", path)
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+        return obj
+
     def list(
         self, kind: str, namespace: str | None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
@@ -159,7 +173,7 @@ class KubeClient:
             item.setdefault("kind", item_kind)
         return items
 
-    def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
+    def apply(self, manifest: dict[str, Any], field_manager: str = MANAGER) -> dict[str, Any]:
         """Server-side apply with force: the operator owns the fields it renders, even after a hand edit."""
         kind, meta = manifest["kind"], manifest["metadata"]
         path = self._path(kind, meta["namespace"], meta["name"])
@@ -169,7 +183,7 @@ class KubeClient:
             "PATCH",
             path,
             body=manifest,
-            query=[("fieldManager", MANAGER), ("force", "true")],
+            query=[("fieldManager", field_manager), ("force", "true")],
             content_type="application/apply-patch+yaml",
         )
         return obj
@@ -194,6 +208,18 @@ class KubeClient:
             content_type="application/apply-patch+yaml",
         )
         return obj
+
+    def scale(self, kind: str, namespace: str, name: str, replicas: int) -> dict[str, Any]:
+        """Sets `spec.replicas` alone: a server-side apply under a field manager of its own (the same manager
+        applying a partial manifest would drop everything else it applied). For children no longer rendered
+        from the current spec (older revisions kept for rollback)."""
+        manifest = {
+            "apiVersion": "apps/v1" if kind == "Deployment" else "v1",
+            "kind": kind,
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {"replicas": replicas},
+        }
+        return self.apply(manifest, field_manager=SCALE_MANAGER)
 
     def delete(self, kind: str, namespace: str, name: str, uid: str | None = None) -> bool:
         """Deletes in the background; the uid precondition avoids deleting a same-named successor."""

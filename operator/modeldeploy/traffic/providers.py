@@ -93,8 +93,8 @@ def desired_traffic_objects(
     image_pull_policy: str | None = None,
     image_pull_secrets: tuple[SecretRef, ...] = (),
 ) -> TrafficRender:
-    """`router_ready`: the observed `<md>-router` Deployment is ready (revisions.deployment_ready). Until it
-    is, Service `<md>` is left to the core (primary stable revision), so switching to the router never
+    """`router_ready`: `router_serving(...)` of the observed router Deployment and Service `<md>`. Until it
+    is true, Service `<md>` is left to the core (primary stable revision), so switching to the router never
     points callers at pods that have no table yet."""
     md_name = md["metadata"]["name"]
     errors = traffic_errors(md_name, variants, shares, traffic)
@@ -127,6 +127,17 @@ def desired_traffic_objects(
     if router_ready:
         objects.append(build_router_service(md))
     return TrafficRender(objects, plan=plan, table=table)
+
+
+def router_serving(router_deployment: Mapping[str, Any] | None, entry_service: Mapping[str, Any] | None
+                   ) -> bool:
+    """Whether Service `<md>` may select the router: it already does (a router restarting or rolling must
+    not flip callers back to the unsplit primary), or at least one router pod is ready (its readiness probe
+    passes only with a table loaded)."""
+    selector = ((entry_service or {}).get("spec") or {}).get("selector") or {}
+    if selector.get("app.kubernetes.io/component") == COMPONENT_ROUTER:
+        return True
+    return int(((router_deployment or {}).get("status") or {}).get("readyReplicas") or 0) > 0
 
 
 def merge_children(core: Sequence[dict[str, Any]], traffic: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -176,3 +176,28 @@ def test_sigterm_finishes_in_flight_requests(start_server: Start, iris_artifact:
     assert response.status_code == 200
     assert response.json()["outputs"][0]["shape"] == [150_000]
     assert server.wait_exit(timeout=60) == 0
+
+
+def test_sklearn_served_as_onnx_after_startup_conversion(
+    start_server: Start, iris_artifact: tuple[Path, str], tmp_path: Path
+) -> None:
+    sample = tmp_path / "sample.npz"
+    rng = np.random.default_rng(0)
+    np.savez(sample, X=rng.normal([5.8, 3.0, 3.8, 1.2], 0.5, size=(40, 4)))
+    server = start_server(
+        iris_env(
+            iris_artifact,
+            MDSERVE_QUANTIZATION="dynamic",
+            MDSERVE_QUANTIZATION_SAMPLE=str(sample),
+            MDSERVE_QUANTIZATION_MIN_AGREEMENT="0.95",
+        )
+    )
+    server.wait_ready()
+    assert requests.get(f"{server.base}/v2/models/iris", timeout=10).json()["platform"] == "onnx"
+    response = requests.post(
+        f"{server.base}/v1/models/iris:predict",
+        json={"instances": [[5.1, 3.5, 1.4, 0.2], [6.9, 3.1, 5.4, 2.1]]},
+        timeout=10,
+    )
+    assert response.json() == {"predictions": [0, 2]}
+    assert "agreement" in server.log()

@@ -65,3 +65,11 @@ def test_local_and_unknown_sources(tmp_path: Path, iris_file: Path) -> None:
         fetch(str(tmp_path / "missing"), tmp_path)
     with pytest.raises(ModelLoadError, match="unsupported model URI scheme 's3'"):
         fetch("s3://bucket/model.joblib", tmp_path)
+
+
+def test_hash_command_prints_the_pin(iris_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from mdserve.__main__ import main
+
+    assert main(["hash", str(iris_file)]) == 0
+    assert capsys.readouterr().out.strip() == sha256_file(iris_file)
+    assert main(["hash", str(iris_file.parent / "missing")]) == 2

@@ -57,3 +57,22 @@ def test_corrupt_onnx_is_a_load_error(tmp_path: Path) -> None:
     path.write_bytes(b"garbage")
     with pytest.raises(ModelLoadError, match="cannot load ONNX"):
         load_onnx(path)
+
+
+def test_dynamic_int8_quantizes_an_mlp_and_reports_accuracy(
+    iris: tuple[np.ndarray[Any, Any], np.ndarray[Any, Any]], tmp_path: Path
+) -> None:
+    import onnx
+    from sklearn.neural_network import MLPClassifier
+
+    features, labels = iris
+    estimator = MLPClassifier(hidden_layer_sizes=(16,), max_iter=300, random_state=0).fit(features, labels)
+    artifact = Artifact("sklearn", tmp_path / "mlp.joblib")
+    artifact.path.write_bytes(b"stand-in: only its size is reported")
+    original = SklearnModel(estimator)
+    converted = convert_and_check(artifact, original, "int8", features, labels, 0.9)
+    assert converted.note == "" and converted.suffix == ".onnx"
+    assert converted.report is not None and converted.report.agreement >= 0.9
+    assert converted.report.original_metric is not None and converted.report.converted_metric is not None
+    names = {node.op_type for node in onnx.load_from_string(converted.content).graph.node}
+    assert names & {"MatMulInteger", "DynamicQuantizeLinear", "DynamicQuantizeMatMul"}, names

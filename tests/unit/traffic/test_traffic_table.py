@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pytest
 
 from mdserve.router.source_kube import configmap_step
-from mdserve.router.table import ROUTES_KEY, parse_table
+from mdserve.router.table import ROUTES_KEY, RouteTable, parse_table
 from modeldeploy.traffic.plan import plan_traffic
 from modeldeploy.traffic.router_objects import build_router_configmap
 from modeldeploy.traffic.table import build_route_table
@@ -16,10 +17,9 @@ from tests.unit.traffic.scenario import CANARY, check_golden, md, shares, traffi
 pytestmark = pytest.mark.unit
 
 
-def table(canary: int = 20, generation: int = 3, **changes: object):  # type: ignore[no-untyped-def]
-    vs = variants()
-    return build_route_table(md(generation=generation), plan_traffic("fraud", vs, shares(vs, canary),
-                                                                     traffic(**changes)), traffic(**changes))
+def table(canary: int = 20, generation: int = 3, **changes: Any) -> RouteTable:
+    vs, t = variants(), traffic(**changes)
+    return build_route_table(md(generation=generation), plan_traffic("fraud", vs, shares(vs, canary), t), t)
 
 
 def test_golden() -> None:
