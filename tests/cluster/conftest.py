@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modeldeploy.kube.client import KubeClient, load_api_client
 from modeldeploy.reconciler import Reconciler
 from modeldeploy.settings import from_env
-
 from tests.conftest import REPO_ROOT, ClusterHandle, Kubectl
 
 CRD = REPO_ROOT / "crds" / "serving.modeldeploy.dev_modeldeployments.yaml"
@@ -179,3 +179,60 @@ def condition(md: dict[str, Any], ctype: str) -> dict[str, Any]:
         if c["type"] == ctype:
             return dict(c)
     return {}
+
+
+@pytest.fixture(scope="session")
+def prometheus() -> Iterator[str]:
+    """A real Prometheus on loopback (no scrape targets: the rollout tests use constant PromQL such as
+    `vector(1)`, so the analysis outcome is deterministic); yields its base URL."""
+    from devcluster.prometheus import PrometheusServer
+
+    with PrometheusServer([], interval="5s") as server:
+        yield server.url
+
+
+def canary_md(name: str, prometheus_url: str, *, version: str = "1", query: str = "vector(1)",
+              max_value: float = 1.5, steps: str = "[{setWeight: 20, pause: {duration: 2s}}, "
+              "{setWeight: 50, pause: {duration: 2s}}]", extra: str = "") -> str:
+    """A Canary ModelDeployment with one custom analysis metric `check` (passes while query <= max_value)."""
+    return f"""
+apiVersion: serving.modeldeploy.dev/v1alpha1
+kind: ModelDeployment
+metadata: {{name: {name}}}
+spec:
+  model: {{name: {name}, format: sklearn, uri: "https://store.example/m/model.joblib", version: "{version}"}}
+  rollout:
+    strategy: Canary
+    interval: 2s
+    scaleDownDelaySeconds: 2
+    prometheus: {{address: "{prometheus_url}", timeoutSeconds: 2}}
+    steps: {steps}
+    metrics: [{{name: check, query: "{query}", thresholdRange: {{max: {max_value}}}}}]
+{extra}"""
+
+
+def rollout_of(kubectl: Kubectl, ns: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(status, status.rollout) of a ModelDeployment."""
+    status = get_json(kubectl, "md", name, "-n", ns).get("status") or {}
+    return status, status.get("rollout") or {}
+
+
+def wait_rollout(kubectl: Kubectl, ns: str, name: str, what: str, check: Callable[[dict[str, Any]], Any],
+                 op: OperatorProcess, timeout: float = 120) -> dict[str, Any]:
+    """Polls the status until `check(status)` holds; the operator log is shown on timeout."""
+
+    def probe() -> dict[str, Any] | None:
+        status = get_json(kubectl, "md", name, "-n", ns).get("status") or {}
+        return status if check(status) else None
+
+    try:
+        result: dict[str, Any] = wait_for(f"{ns}/{name}: {what}", probe, timeout, interval=0.3)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\noperator log:\n{op.log_tail()}") from e
+    return result
+
+
+def md_events(kubectl: Kubectl, ns: str, name: str) -> list[tuple[str, str, str]]:
+    """(type, reason, message) of the Events on a ModelDeployment."""
+    items = get_json(kubectl, "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")["items"]
+    return [(e["type"], e["reason"], e.get("message", "")) for e in items]

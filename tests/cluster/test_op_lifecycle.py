@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from modeldeploy.reconciler import Reconciler
 
+from modeldeploy.reconciler import Reconciler
 from tests.cluster.conftest import OperatorProcess, condition, get_json, wait_for
 from tests.conftest import REPO_ROOT, Kubectl
 

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from modeldeploy.kube.client import KubeClient, load_api_client
 from modeldeploy.modelcheck import UriChecker
 from modeldeploy.reconciler import Reconciler
 from modeldeploy.settings import from_env
-
 from tests.cluster.conftest import condition, get_json
 from tests.conftest import ClusterHandle, Kubectl
 

@@ -23,7 +23,7 @@ from tests.integration.router.harness import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-SHADOW_DELAY = 1.0
+SHADOW_DELAY = 2.0
 
 
 def test_shadow_never_changes_what_the_caller_sees(procs: Processes, tmp_path: Path) -> None:
@@ -87,7 +87,7 @@ def test_shadow_never_changes_what_the_caller_sees(procs: Processes, tmp_path: P
             medians[name].append(statistics.median(r.seconds for r in results))
 
     plain_p50, mirrored_p50 = statistics.median(medians["plain"]), statistics.median(medians["mirrored"])
-    # Same latency within noise; the 1 s shadow delay must never show up in what callers wait for.
+    # Same latency within noise; the 2 s shadow delay must never show up in what callers wait for.
     assert mirrored_p50 <= plain_p50 * 1.5 + 0.003, (plain_p50, mirrored_p50)
     assert percentile(latencies["mirrored"], 0.99) < SHADOW_DELAY / 2, percentile(latencies["mirrored"], 0.99)
 

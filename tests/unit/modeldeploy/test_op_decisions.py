@@ -7,13 +7,13 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+
 from modeldeploy.api.spec import parse_spec
 from modeldeploy.diff import is_subset, needs_apply, parse_quantity
 from modeldeploy.plan import key_of, plan
 from modeldeploy.render.children import desired_children, retained
 from modeldeploy.render.variants import resolve
 from modeldeploy.revisions import VariantRevisions, deadline_exceeded, decide, deployment_ready
-
 from tests.unit.modeldeploy.md_helpers import BASIC, IMAGE, md_with
 
 pytestmark = pytest.mark.unit

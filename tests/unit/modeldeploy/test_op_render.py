@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 import yaml
+
 from modeldeploy.api.spec import parse_spec
 from modeldeploy.render.children import desired_children, retained
 from modeldeploy.render.naming import ANNOTATION_HASH, LABEL_REVISION
 from modeldeploy.render.variants import Variant, resolve
 from modeldeploy.revisions import VariantRevisions, decide
-
 from tests.unit.modeldeploy.md_helpers import BASIC, IMAGE, REPO, example, md_with
 
 pytestmark = pytest.mark.unit

@@ -9,12 +9,12 @@ import time
 from collections.abc import Iterator
 
 import pytest
+
 from modeldeploy.api.spec import parse_spec
 from modeldeploy.modelcheck import UriChecker, implied_format, static_problems
 from modeldeploy.render.variants import resolve
 from modeldeploy.settings import Settings, add_flags, from_env, with_flags
 from modeldeploy.workqueue import WorkQueue
-
 from tests.unit.modeldeploy.md_helpers import BASIC, IMAGE
 
 pytestmark = pytest.mark.unit

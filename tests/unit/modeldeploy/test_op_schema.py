@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+
 from modeldeploy.api import generate, schema
 from modeldeploy.api.spec import ModelDeploymentSpec
-from pydantic import BaseModel
 
 pytestmark = pytest.mark.unit
 

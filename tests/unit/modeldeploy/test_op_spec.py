@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from modeldeploy.api.spec import parse_spec
-from modeldeploy.render.variants import resolve
 from pydantic import ValidationError
 
+from modeldeploy.api.spec import parse_spec
+from modeldeploy.render.variants import resolve
 from tests.unit.modeldeploy.md_helpers import BASIC, IMAGE, example
 
 pytestmark = pytest.mark.unit

@@ -5,10 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+
 from modeldeploy.reconciler import status_changed
 from modeldeploy.revisions import VariantRevisions
 from modeldeploy.status import Problem, compute, condition_of
-
 from tests.unit.modeldeploy.md_helpers import BASIC, md_with
 
 pytestmark = pytest.mark.unit
