@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -36,6 +37,9 @@ def test_up_is_idempotent_recovers_and_down_leaves_nothing(second_cluster: Local
 
         pid_text = (c.paths.pids / "kube-scheduler.pid").read_text().split()[0]
         os.killpg(int(pid_text), signal.SIGKILL)
+        deadline = time.monotonic() + 30  # the signal is delivered asynchronously
+        while procs.running("kube-scheduler", c.paths.pids) and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert not c.healthy()
 
         c.up()  # half-started: cleaned up and started again
