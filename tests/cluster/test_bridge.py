@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 import yaml
+
 from devcluster.bridge import BridgeOptions, PodBridge
 from devcluster.prometheus import PrometheusServer
-
 from tests.conftest import ClusterHandle, Kubectl
 
 pytestmark = pytest.mark.cluster
@@ -194,9 +194,10 @@ def test_prometheus_discovers_bridged_processes(bridge: PodBridge, kubectl: Kube
 def test_serves_a_real_sklearn_model(bridge: PodBridge, kubectl: Kubectl, namespace: str,
                                      tmp_path: Path) -> None:
     joblib = pytest.importorskip("joblib")
-    from mdserve.sources import artifact_sha256
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
+
+    from mdserve.sources import artifact_sha256
 
     features, labels = load_iris(return_X_y=True)
     model_path = tmp_path / "iris.joblib"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import requests
+
 from devcluster.procs import free_port
 from mdserve.sources import sha256_file
 

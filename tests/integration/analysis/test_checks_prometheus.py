@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 
 import pytest
 from analysis_servers import ModelServer
+from sklearn.datasets import load_iris
+
 from devcluster.prometheus import PrometheusServer, ScrapeTarget
 from modeldeploy.analysis.checks import Target
 from modeldeploy.analysis.config import AnalysisMetric
@@ -24,7 +26,6 @@ from modeldeploy.analysis.runner import run_analysis
 from modeldeploy.analysis.stats import psi
 from modeldeploy.analysis.verdict import Outcome
 from modeldeploy.prometheus import PrometheusClient, ProviderErrorKind
-from sklearn.datasets import load_iris
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 TARGET = Target("prod", "iris", "iris", "primary", "canary01", "stable01")

@@ -5,11 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
+from pydantic import ValidationError
+
 from modeldeploy.analysis.checks import Target, plan, reading, render_template
 from modeldeploy.analysis.config import AnalysisMetric
 from modeldeploy.analysis.stats import psi
 from modeldeploy.prometheus import ProviderError, ProviderErrorKind, QueryResult, Sample
-from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
 TARGET = Target("prod", "fraud", "fraud", "primary", "canary01", "stable01")

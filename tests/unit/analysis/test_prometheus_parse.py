@@ -6,6 +6,7 @@ import json
 import math
 
 import pytest
+
 from modeldeploy.analysis.duration import parse_duration, promql_range
 from modeldeploy.prometheus import ProviderErrorKind, parse_response
 

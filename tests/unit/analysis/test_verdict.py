@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+
 from modeldeploy.analysis.checks import Reading
 from modeldeploy.analysis.config import ThresholdRange
 from modeldeploy.analysis.verdict import Outcome, combine, evaluate

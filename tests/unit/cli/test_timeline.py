@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from modeldeploy.cli.kubectl_plugin import parser, request_id
 from modeldeploy.cli.timeline import format_history, format_timeline
 from modeldeploy.rollout.actions import ManualAction, parse_action

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from rollout_sim import CANARY, T0, Sim, run_of
+
 from modeldeploy.analysis.verdict import Outcome
 from modeldeploy.rollout.config import parse_rollout
 from modeldeploy.rollout.engine import analysis_due
 from modeldeploy.rollout.state import HistoryOutcome, Phase, md_phase
-from rollout_sim import CANARY, T0, Sim, run_of
 
 pytestmark = pytest.mark.unit
 P, F, WAIT, E = Outcome.PASS, Outcome.FAIL, Outcome.INCONCLUSIVE, Outcome.ERROR

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from rollout_sim import Sim
+
 from modeldeploy.analysis.verdict import Outcome
 from modeldeploy.rollout.state import HistoryOutcome, Phase
-from rollout_sim import Sim
 
 pytestmark = pytest.mark.unit
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from pydantic import BaseModel, ValidationError
+
 from modeldeploy.analysis.config import AnalysisMetric
 from modeldeploy.api.schema import _rollout
 from modeldeploy.api.spec import RolloutSpec
@@ -12,7 +14,6 @@ from modeldeploy.rollout.actions import InvalidAction, ManualAction, format_acti
 from modeldeploy.rollout.config import RolloutConfig, parse_rollout
 from modeldeploy.rollout.schema import ROLLOUT_SPEC_SCHEMA, ROLLOUT_STATUS_SCHEMA
 from modeldeploy.rollout.state import RolloutState, from_status
-from pydantic import BaseModel, ValidationError
 
 pytestmark = pytest.mark.unit
 
