@@ -144,9 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         first_part(stack, v1)
         if args.no_story:
             pass
-        elif not stack.rollout(NAME):
-            say("this operator build has no rollout engine yet (no status.rollout): "
-                "skipping the rollout story")
+        elif not stack.rollout(NAME) or not stack.has_router(NAME):
+            say("this operator build has no rollout engine or no router yet (no status.rollout or no "
+                "Deployment iris-router): skipping the rollout story")
         else:
             rollout_story(stack, v2, v3)
         if args.keep:

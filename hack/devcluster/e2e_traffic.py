@@ -46,6 +46,9 @@ class Answer:
     """Seconds from sending to the answer."""
     error: str = ""
     """The error body or the exception, for failures."""
+    refused: int = 0
+    """Connection attempts refused before this request could be sent (nothing was sent: retried, as a
+    client retries another endpoint; the pod bridge restarts a router process when backends move)."""
 
 
 @dataclass
@@ -80,6 +83,8 @@ class TrafficLoop:
     max_requests: int = 50_000
     max_seconds: float = 900.0
     timeout: float = 10.0
+    connect_retry_seconds: float = 10.0
+    """How long a refused connection is retried before the request counts as failed (code 0)."""
     answers: list[Answer] = field(default_factory=list)
     feedback: FeedbackStats = field(default_factory=FeedbackStats)
 
@@ -135,6 +140,10 @@ class TrafficLoop:
     def failures(self, since: float = 0.0, until: float = float("inf")) -> list[Answer]:
         return [a for a in self.snapshot(since, until) if a.code != 200]
 
+    def refused(self, since: float = 0.0) -> int:
+        """Refused connection attempts (retried) of the requests answered since `since`."""
+        return sum(a.refused for a in self.snapshot(since))
+
     def wait_answers(self, n: int, timeout: float, since: float = 0.0) -> None:
         deadline = time.monotonic() + timeout
         while len(self.snapshot(since)) < n:
@@ -167,30 +176,42 @@ class TrafficLoop:
                     conn.close()
                 base = url
                 conn = _connect(base, self.timeout)
-            conn = self._one(conn, base)
+            conn, base = self._one(conn, base)
 
-    def _one(self, conn: http.client.HTTPConnection, base: str) -> http.client.HTTPConnection | None:
+    def _one(self, conn: http.client.HTTPConnection, base: str
+             ) -> tuple[http.client.HTTPConnection | None, str]:
         i = int(uuid.uuid4().int % len(self._rows))
         request_id = f"e2e-{uuid.uuid4().hex[:16]}"
         body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
                                        "data": self._rows[i]}]})
         started = time.monotonic()
-        try:
-            conn.request("POST", f"/v2/models/{self.model}/infer", body=body,
-                         headers={"content-type": "application/json", "x-request-id": request_id})
-            resp = conn.getresponse()
-            payload = resp.read()
-        except (OSError, http.client.HTTPException) as exc:
-            conn.close()
-            error = f"{type(exc).__name__}: {exc}"
-            self._record(Answer(time.time(), 0, "", time.monotonic() - started, error))
-            return None
+        refused = 0
+        while True:
+            try:
+                conn.request("POST", f"/v2/models/{self.model}/infer", body=body,
+                             headers={"content-type": "application/json", "x-request-id": request_id})
+                resp = conn.getresponse()
+                payload = resp.read()
+                break
+            except ConnectionRefusedError as exc:
+                conn.close()
+                refused += 1
+                if time.monotonic() - started > self.connect_retry_seconds or self._stop.wait(0.1):
+                    self._record(Answer(time.time(), 0, "", time.monotonic() - started, repr(exc), refused))
+                    return None, base
+                base = self.url_of() or base
+                conn = _connect(base, self.timeout)
+            except (OSError, http.client.HTTPException) as exc:
+                conn.close()
+                error = f"{type(exc).__name__}: {exc}"
+                self._record(Answer(time.time(), 0, "", time.monotonic() - started, error, refused))
+                return None, base
         variant = resp.getheader("x-mdroute-variant") or ""
         error = "" if resp.status == 200 else payload[:300].decode(errors="replace")
-        self._record(Answer(time.time(), resp.status, variant, time.monotonic() - started, error))
+        self._record(Answer(time.time(), resp.status, variant, time.monotonic() - started, error, refused))
         if resp.status == 200 and self.feedback_url_of is not None:
             self._queue.put(_Pending(request_id, self._labels[i], variant, base))
-        return conn
+        return conn, base
 
     def _record(self, answer: Answer) -> None:
         with self._lock:

@@ -5,7 +5,8 @@ to
 the serving (stable) one, which is kept untouched — the operator no longer has the old spec, so it neither
 renders
 nor patches it — until the new one is Ready; then the new revision becomes stable and the old one is removed.
-The progressive delivery engine (modeldeploy/rollout/) replaces `promote_when_ready` for Canary/BlueGreen.
+For the primary variant of a Canary ModelDeployment the progressive delivery engine decides instead
+(modeldeploy/delivery.py); Rolling and BlueGreen use this module.
 """
 
 from __future__ import annotations

@@ -1,0 +1,216 @@
+"""Rollout reaction times on the real stack (cluster, operator process, router, model servers, Prometheus at
+1 s scrapes), written to the `rollout` section of docs/benchmarks.md.
+
+- onset of degradation -> weight 0 at the router: a faulty canary (HTTP 500 on two thirds of the rows) is
+  rolled out under load; onset = the first failed answer the load generator got from it; end = when the
+  router applied the route table giving it weight 0 (the router's own `applied_at` from `/-/routes`);
+- decision -> traffic shifted: the operator's timeline entry (Step, RolledBack, Promoted: its `at` is taken
+  at the start of the reconcile that decided, before the analysis queries) to the router's `applied_at` of
+  the table with the decided weights.
+
+The rollout configuration is the end-to-end tests' (`interval: 5s`, steps 20% and 50% held 10 s, error-rate
+<= 0.05 and accuracy >= 0.8 with minSamples 10, default limits: consecutiveFailureLimit 2).
+
+    .venv/bin/python bench/rollout/bench_rollout.py [--rollbacks 3] [--no-write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from devcluster.e2e_models import ModelArtifact, train
+from devcluster.e2e_rollout import (
+    RolloutWatcher,
+    TableChange,
+    canary_percent,
+    canary_rollout,
+    md_manifest,
+    parse_time,
+)
+from devcluster.e2e_stack import Stack, StackOptions
+
+REPO = Path(__file__).resolve().parents[2]
+NAME = "iris-bench"
+ROLLOUT = canary_rollout()
+
+
+def say(msg: str) -> None:
+    print(f"[bench] {msg}", flush=True)
+
+
+def wait_state(stack: Stack, check: Any, timeout: float, what: str) -> dict[str, Any]:
+    state: dict[str, Any] = stack.wait(lambda: (r := stack.rollout(NAME)) and check(r) and r, timeout, what)
+    return state
+
+
+def shifts(watcher: RolloutWatcher, canary: str, after: float) -> list[tuple[str, float]]:
+    """(what, decision -> table applied) for every Step/RolledBack/Promoted entry of this canary's rollout."""
+    backend = f"primary-{canary}"
+    out = []
+    for e in watcher.entries:
+        at = parse_time(e["at"])
+        if at < after or e["kind"] not in ("Step", "RolledBack", "Promoted"):
+            continue
+        want = {"Step": float(e["weight"]), "RolledBack": 0.0, "Promoted": 100.0}[e["kind"]]
+        table = _first(watcher.tables, lambda t, want=want: round(canary_percent(t.weights, backend)) == want,
+                       at - 1.0)
+        if table is not None:
+            label = f"{e['kind']} {e['weight']}%" if e["kind"] == "Step" else e["kind"]
+            out.append((label, table.applied_at - at))
+    return out
+
+
+def _first(tables: list[TableChange], check: Any, after: float) -> TableChange | None:
+    return next((t for t in tables if t.applied_at >= after and check(t)), None)
+
+
+def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, Any]:
+    load = stack.traffic(NAME, rate=25).start()
+    watcher = RolloutWatcher(stack, NAME, period=0.1).start()
+    try:
+        load.wait_answers(20, 60)
+        applied = time.time()
+        stack.apply(md_manifest(NAME, stack.ns, model, ROLLOUT))
+        canary = wait_state(stack, lambda r: r.get("canaryRevision") not in (None, stable), 180,
+                            "the canary")["canaryRevision"]
+        wait_state(stack, lambda r: r.get("phase") == "RolledBack", 300, "the rollback")
+        backend = f"primary-{canary}"
+        stack.wait(lambda: (stack.router_weights(NAME) or {}).get(backend, 0) == 0, 60, "router weight 0")
+        time.sleep(1.0)
+    finally:
+        watcher.stop()
+        load.stop()
+    failed = [a for a in load.snapshot(applied) if a.variant == backend and a.code >= 500]
+    served = [a for a in load.snapshot(applied) if a.variant == backend]
+    zero = _first(watcher.tables, lambda t: t.weights.get(backend, 0) == 0 and any(
+        s.weights.get(backend, 0) > 0 for s in watcher.tables if s.applied_at < t.applied_at), applied)
+    first_traffic = _first(watcher.tables, lambda t: t.weights.get(backend, 0) > 0, applied)
+    if not failed or zero is None or first_traffic is None:
+        raise RuntimeError(f"incomplete measurement: {len(failed)} failures, tables {watcher.tables}")
+    return {"onset_to_zero": zero.applied_at - failed[0].at,
+            "traffic_to_zero": zero.applied_at - first_traffic.applied_at,
+            "apply_to_zero": zero.applied_at - applied,
+            "shifts": shifts(watcher, canary, applied), "served": len(served), "failed": len(failed)}
+
+
+Shifts = list[tuple[str, float]]
+
+
+def promote_once(stack: Stack, stable: str, model: ModelArtifact) -> tuple[str, Shifts, float]:
+    load = stack.traffic(NAME, rate=25).start()
+    watcher = RolloutWatcher(stack, NAME, period=0.1).start()
+    try:
+        load.wait_answers(20, 60)
+        applied = time.time()
+        stack.apply(md_manifest(NAME, stack.ns, model, ROLLOUT))
+        canary = wait_state(stack, lambda r: r.get("canaryRevision") not in (None, stable), 180,
+                            "the canary")["canaryRevision"]
+        wait_state(stack, lambda r: r.get("phase") == "Stable" and r.get("stableRevision") == canary, 300,
+                   "the promotion")
+        stack.wait(lambda: (stack.router_weights(NAME) or {}).get(f"primary-{stable}", 0) == 0, 60, "v1 at 0")
+        time.sleep(1.0)
+    finally:
+        watcher.stop()
+        load.stop()
+    return canary, shifts(watcher, canary, applied), time.time() - applied
+
+
+def _stats(values: list[float]) -> str:
+    if not values:
+        return "-"
+    if len(values) == 1:
+        return f"{values[0]:.2f} s"
+    return f"median {statistics.median(values):.2f} s, max {max(values):.2f} s (n={len(values)})"
+
+
+def render(rollbacks: list[dict[str, Any]], promotion: Shifts, promote_s: float) -> str:
+    shift_values = [d for r in rollbacks for _, d in r["shifts"]] + [d for _, d in promotion]
+    load = os.getloadavg()[0]
+    lines = [
+        "## Rollout reaction (rollout)",
+        "",
+        "Reproduce: `make cluster-up && .venv/bin/python bench/rollout/bench_rollout.py`.",
+        "Everything but the pods is real: local control plane (kwok nodes), the operator as a process, the",
+        "router and one model server per revision as local processes (pod bridge), Prometheus scraping them",
+        "every second, 25 predictions/s with feedback. Rollout: `interval: 5s`, steps 20% / 50% held 10 s,",
+        "error-rate <= 0.05 and accuracy >= 0.8",
+        f"(minSamples 10), consecutiveFailureLimit 2 (default). Machine: {os.cpu_count()} CPUs, Python "
+        f"{sys.version.split()[0]}, load average {load:.1f} at the end.",
+        "",
+        "| measure | value | goal |",
+        "|---|---:|---:|",
+        f"| onset of degradation (first failed request) -> weight 0 at the router | "
+        f"{_stats([r['onset_to_zero'] for r in rollbacks])} | <= 30 s |",
+        f"| canary first given traffic -> weight 0 at the router | "
+        f"{_stats([r['traffic_to_zero'] for r in rollbacks])} | |",
+        f"| `kubectl apply` of the bad model -> weight 0 at the router | "
+        f"{_stats([r['apply_to_zero'] for r in rollbacks])} | |",
+        f"| decision (timeline entry) -> route table applied by the router, every step/rollback/promotion | "
+        f"{_stats(shift_values)} | <= 1 s |",
+        f"| `kubectl apply` of a good model -> promoted (2 steps) | {promote_s:.1f} s | |",
+        "",
+        "Each decision -> traffic shifted:",
+        "",
+        "| rollout | decision | seconds |",
+        "|---|---|---:|",
+    ]
+    for i, r in enumerate(rollbacks, 1):
+        name = f"bad canary {i} ({r['served']} requests served, {r['failed']} failed)"
+        lines += [f"| {name} | {what} | {d:.3f} |" for what, d in r["shifts"]]
+    lines += [f"| good canary | {what} | {d:.3f} |" for what, d in promotion]
+    return "\n".join(lines) + "\n"
+
+
+def write_section(text: str) -> None:
+    path = REPO / "docs" / "benchmarks.md"
+    doc = path.read_text() if path.exists() else "# Benchmarks\n"
+    begin, end = "<!-- BEGIN rollout -->", "<!-- END rollout -->"
+    block = f"{begin}\n{text.rstrip()}\n{end}"
+    if begin in doc and end in doc:
+        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+    else:
+        doc = doc.rstrip() + "\n\n" + block + "\n"
+    path.write_text(doc)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rollbacks", type=int, default=3, help="bad canaries rolled back (default 3)")
+    parser.add_argument("--no-write", action="store_true", help="print, leave docs/benchmarks.md alone")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="bench-rollout-"))
+    good = train("good", "1", work)
+    bad = [train("faulty", f"2.{i}", work) for i in range(args.rollbacks)]
+    better = train("good", "3", work, seed=2)
+    with Stack(StackOptions(namespace="bench-rollout", workdir=work / "stack", log=say)) as stack:
+        stack.kubectl("delete", "md", NAME, "-n", stack.ns, "--ignore-not-found", "--cascade=foreground",
+                      "--timeout=120s")
+        stack.apply(md_manifest(NAME, stack.ns, good, ROLLOUT))
+        stable = wait_state(stack, lambda r: r.get("phase") == "Stable" and r.get("stableRevision"), 240,
+                            "v1")["stableRevision"]
+        stack.wait(lambda: (stack.router_weights(NAME) or {}).get(f"primary-{stable}"), 240, "the router")
+        rollbacks = []
+        for i, model in enumerate(bad, 1):
+            say(f"bad canary {i}/{len(bad)}")
+            rollbacks.append(rollback_once(stack, stable, model))
+            say(f"  {rollbacks[-1]}")
+        say("good canary")
+        _, promotion, promote_s = promote_once(stack, stable, better)
+        stack.delete(NAME)
+    text = render(rollbacks, promotion, promote_s)
+    print(text)
+    if not args.no_write:
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
