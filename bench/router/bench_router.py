@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -278,6 +279,29 @@ def write_section(text: str) -> None:
     DOC.write_text(current)
 
 
+RESULTS = Path(__file__).resolve().parent / "results" / "router.json"
+
+
+def save_results(
+    args: argparse.Namespace,
+    modes: dict[str, int],
+    targets: dict[str, str],
+    results: dict[tuple[str, str], list[WrkResult]],
+    med: Callable[[str, str, str], float],
+) -> None:
+    """Medians per (mode, target) as JSON, for bench/plots.py."""
+    doc = {
+        "command": f"python bench/router/bench_router.py --rounds {args.rounds} --seconds {args.seconds}",
+        "medians": {
+            mode: {name: {f: med(mode, name, f) for f in ("p50_ms", "p99_ms", "rps")} for name in targets}
+            for mode in modes
+        },
+        "rounds": {f"{mode}|{name}": [vars(x) for x in runs] for (mode, name), runs in results.items()},
+    }
+    RESULTS.parent.mkdir(exist_ok=True)
+    RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=3)
@@ -393,6 +417,8 @@ def main() -> int:
 
     def med(mode: str, name: str, field: str) -> float:
         return float(statistics.median(getattr(x, field) for x in results[(mode, name)]))
+
+    save_results(args, modes, targets, results, med)
 
     lines = [
         "## Router (`mdserve.router`) vs nginx `split_clients`",
