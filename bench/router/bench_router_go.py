@@ -1,0 +1,380 @@
+"""Router overhead, Python vs Go: direct vs nginx vs `mdserve.router` vs `mdroute` (Go), in one run.
+
+    .venv/bin/python bench/router/bench_router_go.py [--rounds 5] [--seconds 5] [--no-kube]
+
+Same set-up as bench_router.py (whose functions it imports; that file is not changed): two upstream
+"variants" served by one nginx (1 worker), nginx as a reverse proxy (1 worker, ``split_clients`` 90/10,
+keep-alive pools), the Python router (1 process, uvloop) and the Go router (``hack/build-router.sh``,
+1 process, GOMAXPROCS default) with the same 90/10 table. wrk drives each target in turn, rounds
+interleaved so drift in machine load hits all alike; medians over rounds. "Added" latency is a proxy's
+percentile minus the direct call's. Also measures route change -> in effect for the Go router (file,
+admin and, unless --no-kube, ConfigMap watch through a private local control plane).
+Rewrites only its section of docs/benchmarks.md (``router-go``) and bench/router/results/router_go.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import bench_router as br  # noqa: E402  (reused, not modified)
+
+ROOT = HERE.parents[1]
+DOC = ROOT / "docs" / "benchmarks.md"
+BEGIN, END = "<!-- BEGIN router-go -->", "<!-- END router-go -->"
+RESULTS = HERE / "results" / "router_go.json"
+TARGETS = ("direct", "nginx", "python", "go", "go1")
+"""``go1`` is the Go router with GOMAXPROCS=1: one core, like nginx's single worker and the Python process."""
+
+
+def build_go_router() -> Path:
+    out = subprocess.run(
+        [str(ROOT / "hack" / "build-router.sh")], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    return Path(out.splitlines()[-1])
+
+
+def write_section(text: str) -> None:
+    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
+    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+    if BEGIN in current and END in current:
+        start, end = current.index(BEGIN), current.index(END) + len(END)
+        current = current[:start] + section + current[end:]
+    else:
+        current = current.rstrip() + "\n\n" + section + "\n"
+    DOC.write_text(current)
+
+
+def kube_change_latency_go(
+    binary: Path, tmp: Path, ports: dict[str, int], repeats: int = 5
+) -> tuple[float, bool]:
+    """ConfigMap PATCH -> first request on the new arm, for the Go router, through a private local
+    control plane; and whether it kept its last table after the API server was stopped."""
+    import http.client
+    import ssl
+
+    sys.path.insert(0, str(ROOT / "hack"))
+    from devcluster.cluster import LocalCluster
+    from devcluster.paths import ClusterPaths
+
+    cluster = LocalCluster(ClusterPaths(tmp / "cluster"), nodes=1)
+    cluster.up()
+    router: subprocess.Popen[bytes] | None = None
+    try:
+        state = json.loads(cluster.paths.state_file.read_text())
+        pki = cluster.paths.pki
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+
+        def api(method: str, path: str, doc: object, ctype: str = "application/json") -> int:
+            conn = http.client.HTTPSConnection(
+                "127.0.0.1", state["ports"]["apiserver"], context=ctx, timeout=10
+            )
+            try:
+                conn.request(method, path, json.dumps(doc), {"Content-Type": ctype})
+                resp = conn.getresponse()
+                resp.read()
+                return resp.status
+            finally:
+                conn.close()
+
+        def table(target: str, version: str) -> str:
+            w = {"stable": 100, "canary": 0} if target == "stable" else {"stable": 0, "canary": 100}
+            return json.dumps(
+                {
+                    "version": version,
+                    "variants": [
+                        {"name": n, "backend": f"http://demo-{n}.bench.svc:8080", "weight": w[n]} for n in w
+                    ],
+                }
+            )
+
+        cms = "/api/v1/namespaces/default/configmaps"
+        body = {"metadata": {"name": "bench-routes"}, "data": {"routes.json": table("stable", "k0")}}
+        assert api("POST", cms, body) == 201
+        port = br.free_port()
+        router = subprocess.Popen(
+            [
+                str(binary),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--configmap",
+                "bench-routes",
+                "--namespace",
+                "default",
+                "--kubeconfig",
+                str(cluster.paths.kubeconfig),
+                "--log-level",
+                "WARNING",
+                "--backend-override",
+                f"stable=http://127.0.0.1:{ports['stable']}",
+                "--backend-override",
+                f"canary=http://127.0.0.1:{ports['canary']}",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=(tmp / "kube-router-go.log").open("wb"),
+        )
+        url = f"http://127.0.0.1:{port}"
+        br.wait_up(url + "/-/ready")
+        found = []
+        for i in range(repeats):
+            target = "canary" if i % 2 == 0 else "stable"
+            patch = {"data": {"routes.json": table(target, f"k{i + 1}")}}
+            started = time.perf_counter()
+            assert api("PATCH", f"{cms}/bench-routes", patch, "application/merge-patch+json") == 200
+            while time.perf_counter() - started < 10:
+                with urllib.request.urlopen(url + "/x", timeout=5) as resp:
+                    if json.loads(resp.read())["backend"] == target:
+                        found.append(time.perf_counter() - started)
+                        break
+            else:
+                raise TimeoutError(f"ConfigMap change {i} not applied within 10 s")
+            time.sleep(0.3)
+        cluster.down(quiet=True)
+        time.sleep(2.0)
+        kept = True
+        for _ in range(20):
+            with urllib.request.urlopen(url + "/x", timeout=5) as resp:
+                kept &= resp.status == 200
+        return statistics.median(found), kept
+    finally:
+        if router is not None:
+            router.send_signal(signal.SIGTERM)
+            try:
+                router.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                router.kill()
+        cluster.down(quiet=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--seconds", type=int, default=5)
+    ap.add_argument("--connections", default="1,32", help="comma list of wrk connection counts")
+    ap.add_argument("--no-write", action="store_true", help="print only, leave docs and results alone")
+    ap.add_argument("--no-kube", action="store_true", help="skip the ConfigMap-watch measurement")
+    ap.add_argument("--only", default=",".join(TARGETS), help="comma list of targets to drive")
+    args = ap.parse_args()
+    for tool in ("nginx", "wrk"):
+        if shutil.which(tool) is None:
+            print(f"{tool} not found: apt-get install -y nginx-light wrk", file=sys.stderr)
+            return 2
+    binary = build_go_router()
+    wanted = [t for t in TARGETS if t in args.only.split(",")]
+
+    procs: list[subprocess.Popen[bytes]] = []
+    load_before = os.getloadavg()[0]
+    tmp = Path(tempfile.mkdtemp(prefix="mdroute-go-bench-"))
+    try:
+        ports = {"stable": br.free_port(), "canary": br.free_port()}
+        up_dir, px_dir = tmp / "upstream", tmp / "proxy"
+        for d in (up_dir, px_dir):
+            d.mkdir()
+        (up_dir / "nginx.conf").write_text(br.upstream_conf(up_dir, ports))
+        nginx_port, py_port, go_port, go1_port, admin_port = (br.free_port() for _ in range(5))
+        (px_dir / "nginx.conf").write_text(br.proxy_conf(px_dir, nginx_port, ports))
+        log = (tmp / "processes.log").open("wb")
+        for d in (up_dir, px_dir):
+            procs.append(
+                subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], stdout=log, stderr=log)
+            )
+        routes = tmp / "routes.json"
+        routes.write_text(
+            json.dumps(
+                {
+                    "version": "bench",
+                    "variants": [
+                        {"name": "stable", "backend": "http://demo-stable.bench.svc:8080", "weight": 90},
+                        {"name": "canary", "backend": "http://demo-canary.bench.svc:8080", "weight": 10},
+                    ],
+                }
+            )
+        )
+        common = [
+            "--host", "127.0.0.1", "--routes-file", str(routes), "--log-level", "WARNING",
+            "--backend-override", f"stable=http://127.0.0.1:{ports['stable']}",
+            "--backend-override", f"canary=http://127.0.0.1:{ports['canary']}",
+        ]  # fmt: skip
+        token = "bench-token"
+        if "python" in wanted:
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "mdserve.router", "--port", str(py_port), *common],
+                    stdout=log,
+                    stderr=log,
+                )
+            )
+        go_routes = tmp / "routes-go.json"
+        shutil.copy(routes, go_routes)
+        go_common = [a if a != str(routes) else str(go_routes) for a in common]
+        procs.append(
+            subprocess.Popen(
+                [str(binary), "--port", str(go_port), "--admin-port", str(admin_port), *go_common],
+                stdout=log,
+                stderr=log,
+                env={**os.environ, "MDROUTE_ADMIN_TOKEN": token},
+            )
+        )
+        if "go1" in wanted:
+            procs.append(
+                subprocess.Popen(
+                    [str(binary), "--port", str(go1_port), *go_common],
+                    stdout=log,
+                    stderr=log,
+                    env={**os.environ, "GOMAXPROCS": "1"},
+                )
+            )
+        urls = {
+            "direct": f"http://127.0.0.1:{ports['stable']}/v2/models/m/infer",
+            "nginx": f"http://127.0.0.1:{nginx_port}/v2/models/m/infer",
+            "python": f"http://127.0.0.1:{py_port}/v2/models/m/infer",
+            "go": f"http://127.0.0.1:{go_port}/v2/models/m/infer",
+            "go1": f"http://127.0.0.1:{go1_port}/v2/models/m/infer",
+        }
+        targets = {name: urls[name] for name in wanted}
+        for url in targets.values():
+            br.wait_up(url)
+        br.wait_up(f"http://127.0.0.1:{go_port}/-/ready")
+        script = tmp / "post.lua"
+        script.write_text(
+            f"wrk.method = 'POST'\nwrk.body = '{br.BODY}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+        )
+        modes = {
+            (f"latency ({c} connection)" if c == 1 else f"throughput ({c} connections)"): c
+            for c in (int(x) for x in args.connections.split(","))
+        }
+        results: dict[tuple[str, str], list[br.WrkResult]] = {}
+        for url in targets.values():  # warm-up: pools filled, code paths hot
+            br.run_wrk(url, 8, 1, script)
+        for r in range(args.rounds):
+            for mode, conns in modes.items():
+                for name, url in targets.items():
+                    res = br.run_wrk(url, conns, args.seconds, script)
+                    results.setdefault((mode, name), []).append(res)
+                    print(
+                        f"round {r + 1} {mode:28} {name:7} p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
+                        f"{res.rps:9.0f} req/s  errors {res.errors}",
+                        flush=True,
+                    )
+        changes = br.change_latency(
+            f"http://127.0.0.1:{go_port}", go_routes, f"http://127.0.0.1:{admin_port}/-/routes", token
+        )
+        kube: tuple[float, bool] | None = None
+        if not args.no_kube:
+            kube = kube_change_latency_go(binary, tmp, ports)
+    finally:
+        for p in reversed(procs):
+            p.send_signal(signal.SIGTERM)
+        for p in procs:
+            try:
+                p.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    def med(mode: str, name: str, field: str) -> float:
+        return float(statistics.median(getattr(x, field) for x in results[(mode, name)]))
+
+    command = (
+        f".venv/bin/python bench/router/bench_router_go.py --rounds {args.rounds} --seconds {args.seconds}"
+        + (" --no-kube" if args.no_kube else "")
+    )
+    ratios: dict[str, dict[str, dict[str, float]]] = {}
+    lines = [
+        "## Router in Go (`mdroute`) vs Python router vs nginx `split_clients`",
+        "",
+        f"Command: `{command}` ({time.strftime('%Y-%m-%d')}, loopback, {os.cpu_count()} cores shared "
+        f"with other work: 1-min load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after).",
+        "Upstreams: one nginx (1 worker) returning a fixed JSON body on two ports; proxies: nginx (1 worker, "
+        "`split_clients` 90/10, keep-alive pools), the Python router (`python -m mdserve.router`, 1 process, "
+        "uvloop) and the Go router (`mdroute`, 1 process; `go` = GOMAXPROCS default, i.e. up to all cores; "
+        "`go1` = GOMAXPROCS=1, one core like nginx's single worker), all with the same 90/10 table; "
+        f"load: `wrk -t1`, POST of a {len(br.BODY)}-byte JSON body, {args.seconds} s per cell, medians over "
+        f"{args.rounds} interleaved rounds.",
+        "",
+        "| mode | target | p50 ms | p99 ms | req/s | added p50 ms | added p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mode in modes:
+        base50, base99 = med(mode, "direct", "p50_ms"), med(mode, "direct", "p99_ms")
+        for name in targets:
+            p50, p99 = med(mode, name, "p50_ms"), med(mode, name, "p99_ms")
+            errors = sum(x.errors for x in results[(mode, name)])
+            added = "" if name == "direct" else f"{p50 - base50:.3f}"
+            added99 = "" if name == "direct" else f"{p99 - base99:.3f}"
+            lines.append(
+                f"| {mode} | {name} | {p50:.3f} | {p99:.3f} | {med(mode, name, 'rps'):.0f} | {added} | "
+                f"{added99} | {errors} |"
+            )
+        ng = med(mode, "nginx", "p50_ms") - base50
+        for name in ("python", "go", "go1"):
+            if name in targets:
+                added = med(mode, name, "p50_ms") - base50
+                ratios.setdefault(mode, {})[name] = {
+                    "added_p50_vs_nginx": added / ng if ng > 0 else float("inf"),
+                    "rps_vs_nginx": med(mode, name, "rps") / med(mode, "nginx", "rps"),
+                }
+    lines += ["", "Ratios (router ÷ nginx; goal: added p50 at most 2 times nginx's):", ""]
+    for mode, per in ratios.items():
+        parts = []
+        for name, r in per.items():
+            verdict = "met" if r["added_p50_vs_nginx"] <= 2 else "NOT met"
+            added, rps = r["added_p50_vs_nginx"], r["rps_vs_nginx"]
+            parts.append(f"{name}: added p50 x{added:.2f} ({verdict}), throughput x{rps:.2f}")
+        lines.append(f"- {mode}: " + "; ".join(parts))
+    lines += [
+        "",
+        "p99 values on this shared machine mostly measure scheduling stalls from other work "
+        "(compare the direct row); the p50 columns are the meaningful ones.",
+        "",
+        "Go router, route change → in effect (median of 5, write → first request served by the new arm): "
+        f"file source (polled every 0.2 s) {changes['file'] * 1000:.0f} ms; admin `PUT /-/routes` "
+        f"{changes['admin'] * 1000:.1f} ms; "
+        + (
+            f"ConfigMap watch (PATCH through a local kube-apiserver) {kube[0] * 1000:.0f} ms, and with the "
+            f"API server stopped the router {'kept' if kube[1] else 'did NOT keep'} serving its last table."
+            if kube
+            else "ConfigMap watch not measured (--no-kube)."
+        ),
+    ]
+    text = "\n".join(lines)
+    print("\n" + text)
+    if not args.no_write:
+        doc = {
+            "command": command,
+            "targets": list(targets),
+            "medians": {
+                mode: {n: {f: med(mode, n, f) for f in ("p50_ms", "p99_ms", "rps")} for n in targets}
+                for mode in modes
+            },
+            "ratios_vs_nginx": ratios,
+            "change_seconds": {
+                **changes,
+                **({"configmap": kube[0], "kept_without_api": kube[1]} if kube else {}),
+            },
+            "rounds": {f"{mode}|{name}": [vars(x) for x in runs] for (mode, name), runs in results.items()},
+        }
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(json.dumps(doc, indent=1) + "\n")
+        write_section(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
