@@ -82,7 +82,7 @@ def first_part(stack: Stack, v1: ModelArtifact) -> None:
 def rollout_story(stack: Stack, v2: ModelArtifact, v3: ModelArtifact) -> None:
     say("load: 20 predictions/s through Service iris, true labels sent back as feedback")
     load = stack.traffic(NAME, rate=20).start()
-    watcher = RolloutWatcher(stack, NAME, on_line=say).start()
+    watcher = RolloutWatcher(stack, NAME, on_line=say, since=time.time()).start()
     try:
         load.wait_answers(20, 120)
         watcher.poll()

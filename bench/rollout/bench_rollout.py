@@ -73,7 +73,7 @@ def _first(tables: list[TableChange], check: Any, after: float) -> TableChange |
 
 def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, Any]:
     load = stack.traffic(NAME, rate=25).start()
-    watcher = RolloutWatcher(stack, NAME, period=0.1).start()
+    watcher = RolloutWatcher(stack, NAME, period=0.1, since=time.time()).start()
     try:
         load.wait_answers(20, 60)
         applied = time.time()
@@ -105,7 +105,7 @@ Shifts = list[tuple[str, float]]
 
 def promote_once(stack: Stack, stable: str, model: ModelArtifact) -> tuple[str, Shifts, float]:
     load = stack.traffic(NAME, rate=25).start()
-    watcher = RolloutWatcher(stack, NAME, period=0.1).start()
+    watcher = RolloutWatcher(stack, NAME, period=0.1, since=time.time()).start()
     try:
         load.wait_answers(20, 60)
         applied = time.time()

@@ -80,6 +80,8 @@ class RolloutWatcher:
     name: str
     on_line: Callable[[str], None] = lambda line: None
     period: float = 0.25
+    since: float = 0.0
+    """Timeline entries older than this (time.time()) are earlier rollouts': neither recorded nor shown."""
     entries: list[dict[str, Any]] = field(default_factory=list)
     tables: list[TableChange] = field(default_factory=list)
 
@@ -129,6 +131,8 @@ class RolloutWatcher:
             if key in self._seen:
                 continue
             self._seen.add(key)
+            if parse_time(str(entry.get("at"))) < self.since:
+                continue
             self.entries.append(entry)
             step = entry.get("step")
             where = f"step {step + 1}" if isinstance(step, int) else "      "

@@ -61,6 +61,7 @@ class Stack:
         self.operator: OperatorProcess | None = None
         self._prom_port: int | None = None
         self._api: Any = None
+        self._ready_cache: dict[str, tuple[float, bool]] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> Stack:
@@ -203,6 +204,27 @@ class Stack:
         assert self.bridge is not None
         return self.bridge.local_url(name, self.ns)
 
+    def ready_url(self, service: str) -> str | None:
+        """`service_url`, but only while the process behind it answers its readiness probe (checked at most
+        every 0.25 s): what a Service does with Ready endpoints. kwok marks pods Ready without probing, and
+        the bridge restarts a router when its backends move, so a caller must not rely on the map alone."""
+        url = self.service_url(service)
+        if url is None:
+            return None
+        now = time.monotonic()
+        cached = self._ready_cache.get(url)
+        if cached is not None and now - cached[0] < 0.25:
+            return url if cached[1] else None
+        assert self.bridge is not None
+        path = next((p.readiness_path for p in self.bridge.status().values() if p.url == url), None)
+        try:
+            with urllib.request.urlopen(url + (path or "/"), timeout=2) as resp:
+                ok = resp.status == 200
+        except OSError:
+            ok = False
+        self._ready_cache[url] = (now, ok)
+        return url if ok else None
+
     def backend_url(self, name: str, backend: str) -> str | None:
         """A router backend `<variant>-<revision>` is the per-revision Service `<md>-<variant>-<revision>`."""
         assert self.bridge is not None
@@ -210,7 +232,7 @@ class Stack:
 
     def traffic(self, name: str, rate: float = 25.0, model: str = "iris", feedback: bool = True,
                 max_seconds: float = 600) -> TrafficLoop:
-        return TrafficLoop(lambda: self.service_url(name), model=model, rate=rate,
+        return TrafficLoop(lambda: self.ready_url(name), model=model, rate=rate,
                            feedback_url_of=(lambda b: self.backend_url(name, b)) if feedback else None,
                            max_seconds=max_seconds)
 
@@ -239,13 +261,17 @@ class Stack:
             return None
         return {v["name"]: int(v["weight"]) for v in view["table"]["variants"]}
 
-    def router_requests(self, name: str) -> dict[tuple[str, str], float]:
-        """`mdroute_requests_total` of the router process: (variant, code) -> count (empty without one)."""
+    def router_requests(self, name: str) -> dict[tuple[str, str], float] | None:
+        """`mdroute_requests_total` of the router process: (variant, code) -> count; None while there is no
+        router process answering (the bridge restarts it when its backends move: counters start over)."""
         url = self.router_url(name)
         if url is None:
-            return {}
-        with urllib.request.urlopen(f"{url}/metrics", timeout=3) as resp:
-            text = resp.read().decode()
+            return None
+        try:
+            with urllib.request.urlopen(f"{url}/metrics", timeout=3) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return None
         out: dict[tuple[str, str], float] = {}
         for line in text.splitlines():
             m = _SAMPLE.match(line)

@@ -185,22 +185,42 @@ class TrafficLoop:
         body = json.dumps({"inputs": [{"name": "input-0", "shape": [1, 4], "datatype": "FP64",
                                        "data": self._rows[i]}]})
         started = time.monotonic()
-        refused = 0
+        refused, stale_retried = 0, False
         while True:
+            reused = conn.sock is not None
             try:
                 conn.request("POST", f"/v2/models/{self.model}/infer", body=body,
                              headers={"content-type": "application/json", "x-request-id": request_id})
-                resp = conn.getresponse()
-                payload = resp.read()
-                break
             except ConnectionRefusedError as exc:
                 conn.close()
                 refused += 1
-                if time.monotonic() - started > self.connect_retry_seconds or self._stop.wait(0.1):
-                    self._record(Answer(time.time(), 0, "", time.monotonic() - started, repr(exc), refused))
-                    return None, base
-                base = self.url_of() or base
+                while True:  # until the Service has a ready endpoint again
+                    if self._stop.wait(0.1):
+                        return None, base  # stopping: this request was never sent
+                    if time.monotonic() - started > self.connect_retry_seconds:
+                        self._record(Answer(time.time(), 0, "", time.monotonic() - started, repr(exc),
+                                            refused))
+                        return None, base
+                    new = self.url_of()
+                    if new:
+                        base = new
+                        break
                 conn = _connect(base, self.timeout)
+                continue
+            except OSError as exc:
+                conn.close()
+                if reused and not stale_retried:
+                    # A kept-alive connection the server closed while idle: the request was not delivered;
+                    # retried once on a fresh connection, as HTTP clients (and the router) do.
+                    stale_retried = True
+                    conn = _connect(base, self.timeout)
+                    continue
+                self._record(Answer(time.time(), 0, "", time.monotonic() - started, repr(exc), refused))
+                return None, base
+            try:
+                resp = conn.getresponse()
+                payload = resp.read()
+                break
             except (OSError, http.client.HTTPException) as exc:
                 conn.close()
                 error = f"{type(exc).__name__}: {exc}"

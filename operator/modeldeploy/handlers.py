@@ -23,6 +23,7 @@ CHILD_RESOURCES = (
     ("apps", "v1", "deployments"),
     ("", "v1", "services"),
     ("autoscaling", "v2", "horizontalpodautoscalers"),
+    ("", "v1", "configmaps"),  # the routers' tables `<md>-routes`: a hand edit is reverted at once
 )
 MANAGED = f"app.kubernetes.io/managed-by={MANAGER}"
 

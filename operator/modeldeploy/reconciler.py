@@ -21,16 +21,24 @@ from modeldeploy.api.schema import API_VERSION, KIND, PRIMARY
 from modeldeploy.api.spec import ModelDeploymentSpec, parse_spec
 from modeldeploy.delivery import Delivery, primary_plan, uses_engine
 from modeldeploy.diff import is_subset
-from modeldeploy.kube.client import KubeClient
+from modeldeploy.kube.client import DISCOVERY_TTL_SECONDS, ApiError, KubeClient
 from modeldeploy.modelcheck import UriChecker, static_problems
 from modeldeploy.plan import Action, Key, plan
-from modeldeploy.render.children import WORKLOAD_KINDS, desired_children, retained
+from modeldeploy.render.children import desired_children, retained
 from modeldeploy.render.naming import managed_selector
 from modeldeploy.render.variants import Variant, resolve
 from modeldeploy.revisions import VariantRevisions, decide, status_revisions
 from modeldeploy.rollout.engine import Decision
+from modeldeploy.routing import (
+    GATEWAY_KINDS,
+    discover_kinds,
+    model_deployments,
+    render_traffic,
+    status_traffic,
+)
 from modeldeploy.settings import Settings
 from modeldeploy.status import Problem, compute, condition_of
+from modeldeploy.traffic.providers import REASON_GATEWAY_MISSING, merge_children
 
 log = logging.getLogger("modeldeploy.reconciler")
 STATUS_KEYS = (
@@ -47,6 +55,7 @@ STATUS_KEYS = (
     "stableRevision",
     "canaryRevision",
     "rollout",
+    "traffic",
 )
 """The status fields this reconciler owns (server-side apply removes the ones it stops sending)."""
 RETRY_UNAVAILABLE_SECONDS = 30.0
@@ -83,6 +92,8 @@ def validation_message(error: ValidationError) -> str:
 def status_changed(new: dict[str, Any], old: dict[str, Any]) -> bool:
     if not is_subset(new, old):
         return True
+    if new.get("traffic") != old.get("traffic"):
+        return True  # its optional fields (message, tableVersion) come and go: a subset is not enough
     return any(k in old and k not in new for k in STATUS_KEYS)
 
 
@@ -104,11 +115,19 @@ class Reconciler:
         self.delivery = Delivery(kube, settings)
 
     def observe(self, md: dict[str, Any]) -> dict[Key, dict[str, Any]]:
-        """Children labelled for this ModelDeployment and controlled by this very object (uid)."""
+        """Children labelled for this ModelDeployment and controlled by this very object (uid): workloads and
+        every traffic provider's objects (HTTPRoutes only while the Gateway API is served)."""
         meta = md["metadata"]
         out: dict[Key, dict[str, Any]] = {}
-        for kind in WORKLOAD_KINDS:
-            for obj in self.kube.list(kind, meta["namespace"], managed_selector(meta["name"])):
+        for kind in discover_kinds(self.kube):
+            try:
+                items = self.kube.list(kind, meta["namespace"], managed_selector(meta["name"]))
+            except ApiError as e:
+                if e.status != 404 or kind not in GATEWAY_KINDS:
+                    raise
+                self.kube.forget_discovery()  # the CRDs were removed since the cached discovery
+                continue
+            for obj in items:
                 owners = obj["metadata"].get("ownerReferences", []) or []
                 if any(o.get("uid") == meta["uid"] and o.get("controller") for o in owners):
                     out[(kind, obj["metadata"]["name"])] = obj
@@ -122,7 +141,7 @@ class Reconciler:
         md.setdefault("apiVersion", API_VERSION)
         md.setdefault("kind", KIND)
         observed = self.observe(md)
-        deployments = {n: o for (k, n), o in observed.items() if k == "Deployment"}
+        deployments = model_deployments(observed)
         requeue: float | None = None
 
         spec: ModelDeploymentSpec | None = None
@@ -165,18 +184,21 @@ class Reconciler:
                 keep |= primary.keep
                 scale = primary.scale
                 requeue = _sooner(requeue, decision.requeue_after)
-            desired = desired_children(md, variants, revisions, spec.rollout.progress_deadline_seconds)
-            actions = plan(desired, observed, keep)
-            self._execute(md, actions, deployments)
-            self._scale(md, scale, deployments)
-            for r in revisions.values():
-                if r.promoted:
-                    self._event(
-                        md, "Normal", "Promoted", f"revision {r.stable} now serves variant {r.variant}"
-                    )
-            for ev in decision.events if decision is not None else ():
-                self._event(md, ev.type, ev.reason, ev.message)
-                posted.add(ev.reason)
+            traffic = render_traffic(
+                md, spec, variants, revisions, decision, observed, image=self.settings.serving_image,
+                gateway_api_available=self.kube.gateway_api_available(),
+            )
+            if traffic.problem is not None:
+                # Nothing is applied: the engine's next state is not taken either (status.rollout kept).
+                problem, revisions, decision = traffic.problem, None, None
+                if problem.reason == REASON_GATEWAY_MISSING:  # CRDs installed later: no event tells us
+                    requeue = _sooner(requeue, DISCOVERY_TTL_SECONDS)
+            else:
+                core = desired_children(md, variants, revisions, spec.rollout.progress_deadline_seconds)
+                self._execute(md, plan(merge_children(core, traffic.objects), observed, keep), observed)
+                self._scale(md, scale, observed)
+                deployments = model_deployments(observed)
+                posted = self._post(md, revisions, decision)
         # With a problem, nothing is applied or deleted: the last good children keep serving, never a partial
         # set.
 
@@ -188,6 +210,10 @@ class Reconciler:
         status = compute(
             md, revisions, deployments, weights, problem, paused, self.clock(), rollout, canary_weight
         )
+        applied = spec is not None and problem is None
+        shown = status_traffic(md, spec, observed, problem.message if problem else None, applied)
+        if shown is not None:
+            status["traffic"] = shown
         old = md.get("status") or {}
         if problem is not None and "rollout" in old:
             status["rollout"] = old["rollout"]  # the engine's memory survives a refused spec
@@ -196,21 +222,30 @@ class Reconciler:
             self._transition_events(md, old, status, posted)
         return Outcome(self.kube.writes() - before, requeue, status["phase"])
 
-    def _execute(
-        self, md: dict[str, Any], actions: list[Action], deployments: dict[str, dict[str, Any]]
-    ) -> None:
+    def _post(
+        self, md: dict[str, Any], revisions: dict[str, VariantRevisions], decision: Decision | None
+    ) -> set[str]:
+        """Promotion Events and the engine's own; returns the reasons posted."""
+        posted: set[str] = set()
+        for r in revisions.values():
+            if r.promoted:
+                self._event(md, "Normal", "Promoted", f"revision {r.stable} now serves variant {r.variant}")
+        for ev in decision.events if decision is not None else ():
+            self._event(md, ev.type, ev.reason, ev.message)
+            posted.add(ev.reason)
+        return posted
+
+    def _execute(self, md: dict[str, Any], actions: list[Action], live: dict[Key, dict[str, Any]]) -> None:
+        """Makes the writes; `live` (observed children) follows them."""
         ns = md["metadata"]["namespace"]
         for a in actions:
             if a.verb == "delete":
                 uid = (a.live or {}).get("metadata", {}).get("uid")
                 self.kube.delete(a.kind, ns, a.name, uid)
-                if a.kind == "Deployment":
-                    deployments.pop(a.name, None)
+                live.pop((a.kind, a.name), None)
                 self._event(md, "Normal", "Deleted", f"Deleted {a.kind} {a.name} (no longer desired)")
                 continue
-            result = self.kube.apply(a.manifest)
-            if a.kind == "Deployment":
-                deployments[a.name] = result
+            live[(a.kind, a.name)] = self.kube.apply(a.manifest)
             self._event(md, "Normal", *self._describe(a))
 
     @staticmethod
@@ -224,13 +259,11 @@ class Reconciler:
                 return "Scaled", f"Scaled Deployment {a.name} from {was} to {now} replicas"
         return "Updated", f"Re-applied {a.kind} {a.name} (it differed from the rendered manifest)"
 
-    def _scale(
-        self, md: dict[str, Any], scale: dict[str, int], deployments: dict[str, dict[str, Any]]
-    ) -> None:
+    def _scale(self, md: dict[str, Any], scale: dict[str, int], live: dict[Key, dict[str, Any]]) -> None:
         ns = md["metadata"]["namespace"]
         for name, replicas in scale.items():
-            was = deployments.get(name, {}).get("spec", {}).get("replicas")
-            deployments[name] = self.kube.scale("Deployment", ns, name, replicas)
+            was = live.get(("Deployment", name), {}).get("spec", {}).get("replicas")
+            live[("Deployment", name)] = self.kube.scale("Deployment", ns, name, replicas)
             self._event(md, "Normal", "Scaled", f"Scaled Deployment {name} from {was} to {replicas} replicas")
 
     def _transition_events(

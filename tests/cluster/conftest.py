@@ -21,6 +21,7 @@ from modeldeploy.settings import from_env
 from tests.conftest import REPO_ROOT, ClusterHandle, Kubectl
 
 CRD = REPO_ROOT / "crds" / "serving.modeldeploy.dev_modeldeployments.yaml"
+GATEWAY_CRDS = Path.home() / ".cache" / "modeldeploy" / "gateway-api"
 
 
 def free_port() -> int:
@@ -141,6 +142,17 @@ def crd(kubectl: Kubectl) -> Path:
 
 
 @pytest.fixture(scope="session")
+def gateway_crds(kubectl: Kubectl) -> Path:
+    """The Gateway API standard CRDs (HTTPRoute), installed once for the session."""
+    if not list(GATEWAY_CRDS.glob("*.yaml")):
+        pytest.fail(f"no Gateway API CRDs in {GATEWAY_CRDS}: run hack/build-binaries.sh")
+    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(GATEWAY_CRDS), check=True)
+    kubectl("wait", "--for=condition=Established", "crd/httproutes.gateway.networking.k8s.io",
+            "--timeout=60s", check=True)
+    return GATEWAY_CRDS
+
+
+@pytest.fixture(scope="session")
 def operator(
     cluster: ClusterHandle, crd: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[OperatorProcess]:
@@ -236,3 +248,28 @@ def md_events(kubectl: Kubectl, ns: str, name: str) -> list[tuple[str, str, str]
     """(type, reason, message) of the Events on a ModelDeployment."""
     items = get_json(kubectl, "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")["items"]
     return [(e["type"], e["reason"], e.get("message", "")) for e in items]
+
+
+def route_weights(kubectl: Kubectl, ns: str, name: str) -> dict[str, int]:
+    """backend (`<variant>-<revision>`) -> weight in the router's table (ConfigMap `<name>-routes`)."""
+    from mdserve.router.table import ROUTES_KEY, parse_table
+
+    cm = get_json(kubectl, "configmap", f"{name}-routes", "-n", ns)
+    return {v.name: v.weight for v in parse_table(cm["data"][ROUTES_KEY]).variants}
+
+
+def wait_routed(kubectl: Kubectl, ns: str, name: str, expected: dict[str, int], op: OperatorProcess,
+                timeout: float = 90) -> None:
+    """Waits until Service `<name>` selects the router pods and the route table's backends with a positive
+    weight are `expected` (a backend kept at 0 only holds its variant's slot)."""
+
+    def check() -> bool:
+        svc = get_json(kubectl, "service", name, "-n", ns)
+        if svc["spec"]["selector"].get("app.kubernetes.io/component") != "router":
+            return False
+        return {b: w for b, w in route_weights(kubectl, ns, name).items() if w > 0} == expected
+
+    try:
+        wait_for(f"{ns}/{name}: Service on the router, table {expected}", check, timeout, interval=0.3)
+    except AssertionError as e:
+        raise AssertionError(f"{e}\noperator log:\n{op.log_tail()}") from e

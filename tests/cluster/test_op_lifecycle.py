@@ -8,12 +8,14 @@ from typing import Any
 import pytest
 
 from modeldeploy.reconciler import Reconciler
-from tests.cluster.conftest import OperatorProcess, condition, get_json, wait_for
+from tests.cluster.conftest import OperatorProcess, condition, get_json, wait_for, wait_routed
 from tests.conftest import REPO_ROOT, Kubectl
 
 pytestmark = pytest.mark.cluster
 EXAMPLES = REPO_ROOT / "examples"
 SELECTOR = "serving.modeldeploy.dev/modeldeployment={}"
+MODEL_SERVERS = ",app.kubernetes.io/component!=router"
+"""With the default traffic provider (router), `<md>-router` runs next to the model servers."""
 
 
 def md_yaml(name: str, extra: str = "", uri: str = "https://store.example/m/model.joblib") -> str:
@@ -49,10 +51,14 @@ def wait_phase(
     return result
 
 
-def children(kubectl: Kubectl, ns: str, name: str) -> dict[str, list[dict[str, Any]]]:
+def children(
+    kubectl: Kubectl, ns: str, name: str, model_only: bool = True
+) -> dict[str, list[dict[str, Any]]]:
+    """Workload children (by default without the router Deployment)."""
     out = {}
+    selector = SELECTOR.format(name) + (MODEL_SERVERS if model_only else "")
     for kind in ("deployments", "services", "horizontalpodautoscalers"):
-        out[kind] = get_json(kubectl, kind, "-n", ns, "-l", SELECTOR.format(name))["items"]
+        out[kind] = get_json(kubectl, kind, "-n", ns, "-l", selector)["items"]
     return out
 
 
@@ -85,8 +91,10 @@ def test_example_becomes_ready_with_owned_children_and_printer_columns(
     for child in kids["deployments"] + kids["services"]:
         (owner,) = child["metadata"]["ownerReferences"]
         assert owner["uid"] == obj["metadata"]["uid"] and owner["controller"] is True
-    stable_svc = next(s for s in kids["services"] if s["metadata"]["name"] == "iris")
-    assert stable_svc["spec"]["selector"]["serving.modeldeploy.dev/revision"] == rev
+    # Service iris moves to the router once a router pod is ready; the table sends everything to `rev`
+    wait_routed(kubectl, namespace, "iris", {f"primary-{rev}": 1}, running_operator)
+    router = get_json(kubectl, "deployment", "iris-router", "-n", namespace)
+    assert router["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
     # GitOps: no kopf annotations, no finalizer, spec untouched
     assert not obj["metadata"].get("finalizers")
     assert not [a for a in obj["metadata"].get("annotations", {}) if "kopf" in a]
@@ -174,8 +182,7 @@ def test_scale_update_and_rollout_to_a_new_revision(
         "the old revision to be removed",
         lambda: names(children(kubectl, namespace, "m")["deployments"]) == [f"m-primary-{rev2}"],
     )
-    svc = get_json(kubectl, "service", "m", "-n", namespace)
-    assert svc["spec"]["selector"]["serving.modeldeploy.dev/revision"] == rev2
+    wait_routed(kubectl, namespace, "m", {f"primary-{rev2}": 1}, running_operator)
     assert ("Normal", "Promoted") in events(kubectl, namespace, "m")
     # the user's spec was never rewritten (Argo CD sees no drift)
     assert obj["spec"]["model"]["version"] == "2" and obj["spec"]["serving"]["replicas"] == 3
@@ -232,7 +239,7 @@ def test_deletion_garbage_collects_children(
     kubectl("delete", "md", "gone", "-n", namespace, "--timeout=60s", check=True)
     wait_for(
         "children to be garbage-collected",
-        lambda: not any(children(kubectl, namespace, "gone").values()),
+        lambda: not any(children(kubectl, namespace, "gone", model_only=False).values()),
         timeout=120,
     )
 
@@ -249,7 +256,7 @@ def test_operator_detected_problem_is_reported_and_isolated(
     ready = condition(bad, "Ready")
     assert (ready["status"], ready["reason"]) == ("False", "UnsupportedModelURI")
     assert "spec.model.uri" in ready["message"]
-    assert not any(children(kubectl, namespace, "bad").values()), "no partial child set"
+    assert not any(children(kubectl, namespace, "bad", model_only=False).values()), "no partial child set"
     assert ("Warning", "UnsupportedModelURI") in events(kubectl, namespace, "bad")
     # fixing the spec recovers
     kubectl("apply", "-n", namespace, "-f", "-", stdin=md_yaml("bad"), check=True)

@@ -78,4 +78,8 @@ def test_unreachable_model_uri(
 
     apply(f"{store}/models/model.joblib")
     assert reconciler.reconcile(namespace, "u").writes > 0
-    assert len(get_json(kubectl, "deployments", "-n", namespace)["items"]) == 1
+    deployments = get_json(kubectl, "deployments", "-n", namespace)["items"]
+    assert sorted(d["metadata"]["labels"]["app.kubernetes.io/component"] for d in deployments) == [
+        "model-server",
+        "router",
+    ], "the model server and the router (default traffic provider)"

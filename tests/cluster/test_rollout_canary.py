@@ -20,6 +20,7 @@ from tests.cluster.conftest import (
     rollout_of,
     wait_for,
     wait_rollout,
+    wait_routed,
 )
 from tests.conftest import Kubectl
 
@@ -52,8 +53,7 @@ def test_first_deployment_goes_straight_to_stable(
     (entry,) = rollout["history"]
     assert (entry["revision"], entry["outcome"], entry["reason"]) == (rev, "Promoted", "first deployment")
     assert rollout.get("analysisRuns", 0) == 0, "a first deployment is not analysed"
-    svc = get_json(kubectl, "service", "first", "-n", namespace)
-    assert svc["spec"]["selector"]["serving.modeldeploy.dev/revision"] == rev
+    wait_routed(kubectl, namespace, "first", {f"primary-{rev}": 1}, running_operator)
     assert sum(reconciler.reconcile(namespace, "first").writes for _ in range(2)) == 0
 
 
@@ -84,8 +84,7 @@ def test_canary_walks_the_steps_with_passing_analysis_and_is_promoted(
     passes = [t for t in rollout["timeline"] if t["kind"] == "Analysis"]
     assert passes and all(t["outcome"] == "Pass" for t in passes)
     assert all(m["outcome"] == "Pass" for m in rollout["lastAnalysis"])
-    svc = get_json(kubectl, "service", "walk", "-n", namespace)
-    assert svc["spec"]["selector"]["serving.modeldeploy.dev/revision"] == rev2
+    wait_routed(kubectl, namespace, "walk", {f"primary-{rev2}": 1}, running_operator)
     reasons = [r for _, r, _ in md_events(kubectl, namespace, "walk")]
     assert {"RolloutStarted", "Step", "Promoted"} <= set(reasons)
     # the old revision is kept for `rollback`, scaled to zero after scaleDownDelaySeconds
@@ -123,8 +122,7 @@ def test_failing_check_rolls_back_and_stays_rolled_back_until_retry(
     obj = get_json(kubectl, "md", "bad", "-n", namespace)
     assert obj["spec"]["model"]["version"] == "2", "the spec is never rewritten"
     assert not (obj["metadata"].get("annotations") or {}).get("serving.modeldeploy.dev/action")
-    svc = get_json(kubectl, "service", "bad", "-n", namespace)
-    assert svc["spec"]["selector"]["serving.modeldeploy.dev/revision"] == rev1
+    wait_routed(kubectl, namespace, "bad", {f"primary-{rev1}": 1}, running_operator)
     wait_for("the rolled-back revision to scale to zero",
              lambda: replicas(kubectl, namespace, f"bad-primary-{held}") == 0)
 

@@ -29,18 +29,7 @@ from tests.conftest import REPO_ROOT, ClusterHandle, Kubectl
 from tests.unit.traffic.scenario import GATEWAY, IMAGE, md, shares, traffic, variants
 
 pytestmark = pytest.mark.cluster
-GATEWAY_CRDS = Path.home() / ".cache" / "modeldeploy" / "gateway-api"
 PROBE_GROUP = "probe.traffic.modeldeploy.dev"
-
-
-@pytest.fixture(scope="session")
-def gateway_crds(kubectl: Kubectl) -> Path:
-    if not list(GATEWAY_CRDS.glob("*.yaml")):
-        pytest.fail(f"no Gateway API CRDs in {GATEWAY_CRDS}: run hack/build-binaries.sh")
-    kubectl("apply", "--server-side", "--force-conflicts", "-f", str(GATEWAY_CRDS), check=True)
-    kubectl("wait", "--for=condition=Established", "crd/httproutes.gateway.networking.k8s.io",
-            "--timeout=60s", check=True)
-    return GATEWAY_CRDS
 
 
 def owner_uid(kubectl: Kubectl, namespace: str) -> str:

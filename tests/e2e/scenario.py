@@ -10,7 +10,7 @@ from typing import Any
 from devcluster.e2e_models import ModelArtifact
 from devcluster.e2e_rollout import RolloutWatcher, canary_percent, md_manifest
 from devcluster.e2e_stack import Stack
-from devcluster.e2e_traffic import TrafficLoop
+from devcluster.e2e_traffic import Answer, TrafficLoop
 from tests.e2e.conftest import diagnostics
 
 READY_TIMEOUT = 240.0
@@ -101,9 +101,9 @@ def start_rollout(stack: Stack, name: str, stable: str, model: ModelArtifact, ro
                   rate: float = 25.0) -> Rollout:
     """Start load (with feedback) and the watcher, then apply the new model; stop both with `finish`."""
     load = stack.traffic(name, rate=rate).start()
-    watcher = RolloutWatcher(stack, name).start()
     load.wait_answers(20, 60)
     applied_at = time.time()
+    watcher = RolloutWatcher(stack, name, since=applied_at).start()
     stack.apply(md_manifest(name, stack.ns, model, rollout))
     return Rollout(stack, name, stable, load, watcher, applied_at)
 
@@ -114,18 +114,53 @@ def finish(r: Rollout) -> None:
 
 
 def assert_no_traffic_after(r: Rollout, revision: str, since: float) -> None:
-    """No answer from `revision` after `since`, and the router's counter for it no longer moves."""
+    """No answer from `revision` after `since`, and the router's counter for it no longer moves (a router
+    the bridge restarted meanwhile starts from 0 and must have sent it nothing)."""
     late = [a for a in r.load.snapshot(since) if a.variant == backend(revision)]
     assert not late, f"{len(late)} requests reached {revision} after its weight went to 0: {late[:3]}"
-    before = _router_total(r, revision)
+    pid_before, before = _router_total(r, revision)
     time.sleep(3)
-    after = _router_total(r, revision)
-    assert after == before, f"mdroute_requests_total for {revision} still grows: {before} -> {after}"
+    pid_after, after = _router_total(r, revision)
+    expected = before if pid_after == pid_before else 0.0
+    assert after == expected, f"mdroute_requests_total for {revision} grows: {before} (router pid " \
+                              f"{pid_before}) -> {after} (pid {pid_after})"
 
 
-def _router_total(r: Rollout, revision: str) -> float:
-    counts = r.stack.router_requests(r.name)
-    return sum(v for (variant, _), v in counts.items() if variant == backend(revision))
+def _router_total(r: Rollout, revision: str) -> tuple[int | None, float]:
+    """(router pid, requests it sent to `revision`), read from one router process."""
+    assert r.stack.bridge is not None
+    bridge = r.stack.bridge
+
+    def read() -> tuple[int | None, float] | None:
+        pid = getattr(bridge.process(r.stack.ns, f"{r.name}-router"), "pid", None)
+        counts = r.stack.router_requests(r.name)
+        if counts is None or getattr(bridge.process(r.stack.ns, f"{r.name}-router"), "pid", None) != pid:
+            return None
+        return pid, sum(v for (variant, _), v in counts.items() if variant == backend(revision))
+
+    result: tuple[int | None, float] = r.stack.wait(read, 60, "the router's metrics")
+    return result
+
+
+LOADING = "is still loading"
+ROUTER = '"source": "mdroute"'
+
+
+def failures(load: TrafficLoop, since: float, canary: str) -> tuple[list[Answer], list[Answer]]:
+    """(failed requests, the canary's "still loading" 503s before its first 200).
+
+    kwok marks pods Ready without probing them, so the operator gives the canary its step weight while the
+    model server behind it may still be loading its model; in a real cluster the readiness probe
+    (`/v2/health/ready`) keeps such a pod out of its Service. Those answers (503 "still loading" from the
+    model server, 502 from the router while the canary has no process behind its Service yet) are set
+    apart, but only before the canary's first successful answer; any other non-200 answer is a failure.
+    """
+    answers = load.snapshot(since)
+    first_ok = next((a.at for a in answers if a.variant == backend(canary) and a.code == 200), float("inf"))
+    loading = [a for a in answers if a.variant == backend(canary) and a.at <= first_ok
+               and ((a.code == 503 and LOADING in a.error) or (a.code == 502 and ROUTER in a.error))]
+    failed = [a for a in answers if a.code != 200 and a not in loading]
+    return failed, loading
 
 
 def events_named(stack: Stack, name: str, reason: str) -> list[dict[str, Any]]:

@@ -329,7 +329,24 @@ def _rollout_status() -> Node:
     return copy.deepcopy(ROLLOUT_STATUS_SCHEMA)
 
 
+def _traffic() -> tuple[Node, tuple[Node, ...], Node]:
+    """`spec.traffic`, its CEL rules (they compare against `variants`, so they sit on `spec`) and
+    `status.traffic` (traffic/schema.py imports api/openapi.py, hence the import here)."""
+    from modeldeploy.traffic.schema import (
+        TRAFFIC_SPEC_RULES,
+        TRAFFIC_SPEC_SCHEMA,
+        TRAFFIC_STATUS_SCHEMA,
+    )
+
+    return (
+        copy.deepcopy(TRAFFIC_SPEC_SCHEMA),
+        copy.deepcopy(TRAFFIC_SPEC_RULES),
+        copy.deepcopy(TRAFFIC_STATUS_SCHEMA),
+    )
+
+
 def spec_schema() -> Node:
+    traffic, traffic_rules, _ = _traffic()
     return obj(
         "The desired state: one model served by one or more variants.",
         {
@@ -343,6 +360,7 @@ def spec_schema() -> Node:
                 map_keys=("name",),
             ),
             "rollout": _rollout(),
+            "traffic": traffic,
         },
         required=("model",),
         rules=(
@@ -351,6 +369,7 @@ def spec_schema() -> Node:
                 "the sum of variants[].weight must be at most 100",
                 field_path=".variants",
             ),
+            *traffic_rules,
         ),
     )
 
@@ -410,6 +429,7 @@ def status_schema() -> Node:
             "url": string("In-cluster URL of the stable Service.", max_length=512),
             "variants": array("Per-variant observed state.", variant, max_items=16, map_keys=("name",)),
             "rollout": _rollout_status(),
+            "traffic": _traffic()[2],
         },
     )
 

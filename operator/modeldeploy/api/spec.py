@@ -8,20 +8,17 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from modeldeploy.api.base import IntOrStr, Resources, SecretRef, SpecModel
 from modeldeploy.api.schema import PRIMARY
 from modeldeploy.rollout.config import RolloutConfig
+from modeldeploy.traffic.spec import TrafficSpec
 
 Format = Literal["auto", "sklearn", "tensorflow", "tflite", "onnx"]
 Quantization = Literal["none", "dynamic", "float16", "int8"]
-IntOrStr = int | str
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        populate_by_name=True, extra="forbid", frozen=True, use_attribute_docstrings=True
-    )
+__all__ = ["IntOrStr", "Resources", "SecretRef"]
+_Model = SpecModel
 
 
 class ModelSpec(_Model):
@@ -61,13 +58,6 @@ class EnvVar(_Model):
     """core/v1 EnvVarSource, passed through."""
 
 
-class Resources(_Model):
-    requests: dict[str, IntOrStr] | None = None
-    """Resource requests."""
-    limits: dict[str, IntOrStr] | None = None
-    """Resource limits."""
-
-
 class Toleration(_Model):
     key: str | None = None
     """Taint key."""
@@ -79,11 +69,6 @@ class Toleration(_Model):
     """Taint effect."""
     toleration_seconds: int | None = Field(default=None, alias="tolerationSeconds")
     """NoExecute grace."""
-
-
-class SecretRef(_Model):
-    name: str
-    """Secret name."""
 
 
 class ServingSpec(_Model):
@@ -193,6 +178,8 @@ class ModelDeploymentSpec(_Model):
     """Extra variants."""
     rollout: RolloutSpec = RolloutSpec()
     """Rollout settings."""
+    traffic: TrafficSpec = TrafficSpec()
+    """Traffic splitting: provider, sticky sessions, shadows, pinning rules (traffic/spec.py)."""
 
     def variant_names(self) -> list[str]:
         return [PRIMARY, *(v.name for v in self.variants)]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,11 +25,16 @@ from prometheus_client import Counter as PromCounter
 
 from modeldeploy.api.schema import GROUP, PLURAL, VERSION
 from modeldeploy.render.naming import MANAGER
+from modeldeploy.traffic.providers import API_RESOURCES
 
 API_REQUESTS = PromCounter(
     "modeldeploy_api_requests_total", "Kubernetes API requests made by the operator.", ["verb", "kind"]
 )
 WRITE_VERBS = frozenset({"apply", "apply_status", "delete", "create_event"})
+GATEWAY_API = "/apis/gateway.networking.k8s.io/v1"
+"""Discovery document of the Gateway API group version the HTTPRoutes are rendered for."""
+DISCOVERY_TTL_SECONDS = 10.0
+"""How long a Gateway API discovery answer is reused: CRDs installed later are noticed within this time."""
 SCALE_MANAGER = f"{MANAGER}-scale"
 """Field manager of `KubeClient.scale` (owns spec.replicas of older revisions only)."""
 
@@ -47,9 +53,9 @@ RESOURCES: dict[str, Resource] = {
     "Deployment": Resource("/apis/apps/v1", "deployments"),
     "Service": Resource("/api/v1", "services"),
     "HorizontalPodAutoscaler": Resource("/apis/autoscaling/v2", "horizontalpodautoscalers"),
-    "ConfigMap": Resource("/api/v1", "configmaps"),
     "Event": Resource("/api/v1", "events"),
     "ModelDeployment": Resource(f"/apis/{GROUP}/{VERSION}", PLURAL),
+    **{kind: Resource(prefix, plural) for kind, (prefix, plural) in API_RESOURCES.items()},
 }
 
 
@@ -90,6 +96,8 @@ class KubeClient:
         self._lock = threading.Lock()
         self.calls: Counter[tuple[str, str]] = Counter()
         """(verb, kind) -> requests made by this client."""
+        self._gateway_api: tuple[float, bool] | None = None
+        """(monotonic time of the answer, HTTPRoute served) of the last discovery."""
 
     def writes(self) -> int:
         with self._lock:
@@ -137,6 +145,30 @@ class KubeClient:
         if sub is not None:
             path += f"/{sub}"
         return path
+
+    def gateway_api_available(self) -> bool:
+        """Whether the apiserver serves gateway.networking.k8s.io/v1 `httproutes` (discovery, cached for
+        DISCOVERY_TTL_SECONDS). Blocking: call it from a worker thread."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._gateway_api
+        if cached is not None and now - cached[0] < DISCOVERY_TTL_SECONDS:
+            return cached[1]
+        try:
+            doc = self._request("discover", "HTTPRoute", "GET", GATEWAY_API) or {}
+        except ApiError as e:
+            if e.status not in (404, 503):
+                raise
+            doc = {}
+        served = any(r.get("name") == "httproutes" for r in doc.get("resources", []) or [])
+        with self._lock:
+            self._gateway_api = (now, served)
+        return served
+
+    def forget_discovery(self) -> None:
+        """Drops the cached discovery answer (a listed kind turned out not to be served)."""
+        with self._lock:
+            self._gateway_api = None
 
     def get(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:

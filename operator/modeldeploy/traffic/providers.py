@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mdserve.router.table import RouteTable
-from modeldeploy.api.spec import SecretRef
+from modeldeploy.api.base import SecretRef
 from modeldeploy.render.naming import managed_selector
 from modeldeploy.render.variants import Variant
 from modeldeploy.status import Problem

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mdserve.router.table import ROUTES_KEY, RouteTable
-from modeldeploy.api.spec import Resources, SecretRef
+from modeldeploy.api.base import Resources, SecretRef
 from modeldeploy.render.pod import NONROOT_UID
 from modeldeploy.render.workload import with_hash
 from modeldeploy.traffic.names import (

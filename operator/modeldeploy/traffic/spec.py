@@ -10,7 +10,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from modeldeploy.api.spec import Resources
+from modeldeploy.api.base import Resources
 
 Provider = Literal["router", "gateway-api", "none"]
 PROVIDERS: tuple[Provider, ...] = ("router", "gateway-api", "none")

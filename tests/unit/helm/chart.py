@@ -97,6 +97,9 @@ CLIENT_VERBS: dict[str, tuple[str, str | None, tuple[str, ...]]] = {
     "apply_status": ("PATCH", "status", ("patch",)),
     "delete": ("DELETE", None, ("delete",)),
     "create_event": ("POST", None, ("create",)),
+    # API discovery (`/apis/<group>/<version>`): non-resource, readable by every authenticated user through
+    # the default system:discovery ClusterRole, so it needs no rule in the chart.
+    "discover": ("GET", None, ()),
 }
 """How each `KubeClient` verb maps to RBAC; `test_client_verbs_are_all_mapped` checks method/subresource."""
 
@@ -200,14 +203,9 @@ KOPF_NAMESPACES = {Access("", "namespaces", "list"), Access("", "namespaces", "w
 """kopf's namespace observation when it watches a list of namespaces (not cluster-wide)."""
 ROUTER_GRANT = {Access("", "configmaps", v) for v in ("get", "list", "watch")}
 """The router's role: the operator must hold what it grants (RBAC escalation prevention)."""
-PLANNED_KINDS = {
-    ("", "serviceaccounts"),
-    ("rbac.authorization.k8s.io", "roles"),
-    ("rbac.authorization.k8s.io", "rolebindings"),
-    ("gateway.networking.k8s.io", "httproutes"),
-}
-"""Children the operator is announced to manage (routers, Gateway API), not in client.RESOURCES yet.
-Once it does, they are derived like every other child and this entry becomes redundant."""
+PLANNED_KINDS: set[tuple[str, str]] = set()
+"""Children the chart grants ahead of the client managing them (none: ServiceAccounts, Roles, RoleBindings
+and HTTPRoutes of the traffic providers are in client.RESOURCES and derived like every other child)."""
 PLANNED = {Access(g, r, v) for g, r in PLANNED_KINDS for v in ("get", "list", "create", "patch", "delete")}
 
 

@@ -1,0 +1,3 @@
+module modeldeploy.dev/mdroute
+
+go 1.24
