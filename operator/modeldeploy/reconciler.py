@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from modeldeploy import metrics
 from modeldeploy.api.schema import API_VERSION, KIND, PRIMARY
 from modeldeploy.api.spec import ModelDeploymentSpec, parse_spec
 from modeldeploy.delivery import Delivery, primary_plan, uses_engine
@@ -137,6 +138,7 @@ class Reconciler:
         before = self.kube.writes()
         md = self.kube.get(KIND, namespace, name)
         if md is None or md["metadata"].get("deletionTimestamp"):
+            metrics.forget_object(namespace, name)
             return Outcome(0)  # the garbage collector removes the children through their ownerReferences
         md.setdefault("apiVersion", API_VERSION)
         md.setdefault("kind", KIND)
@@ -220,6 +222,7 @@ class Reconciler:
         if status_changed(status, old):
             self.kube.apply_status(KIND, API_VERSION, namespace, name, status)
             self._transition_events(md, old, status, posted)
+        metrics.record_object(namespace, name, status, posted)
         return Outcome(self.kube.writes() - before, requeue, status["phase"])
 
     def _post(
