@@ -119,6 +119,10 @@ def test_failing_check_rolls_back_and_stays_rolled_back_until_retry(
     warnings = [(r, m) for t, r, m in md_events(kubectl, namespace, "bad") if t == "Warning"]
     assert [r for r, _ in warnings].count("RolledBack") == 1, warnings
     assert "check=5 above max 1" in next(m for r, m in warnings if r == "RolledBack")
+    series = running_operator.metrics()
+    labels = f'{{modeldeployment="bad",namespace="{namespace}"}}'
+    assert series[f"modeldeploy_rollbacks_total{labels}"] == 1, "the RolledBack alert's series"
+    assert series[f"modeldeploy_modeldeployment_ready{labels}"] in (0.0, 1.0)
     obj = get_json(kubectl, "md", "bad", "-n", namespace)
     assert obj["spec"]["model"]["version"] == "2", "the spec is never rewritten"
     assert not (obj["metadata"].get("annotations") or {}).get("serving.modeldeploy.dev/action")
