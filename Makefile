@@ -27,8 +27,9 @@ $(DEPS_STAMP): pyproject.toml
 	@$(PY) -m pip install -q --progress-bar off -e '.[operator,serving,dev]'
 	@rm -f $(VENV)/.deps-*; touch $@
 
-binaries: ## build etcd, kube-*, kubectl, kwok and helm from the Go module proxy (cached by version)
+binaries: ## build etcd, kube-*, kubectl, kwok, helm and the Go router from the Go module proxy (cached)
 	@bash hack/build-binaries.sh
+	@bash hack/build-router.sh >/dev/null
 
 system-deps: ## Prometheus and Lua 5.1 from Debian's packages
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -51,7 +52,8 @@ cluster-status:
 demo: deps ## the main job: local cluster, CRD, operator, an example ModelDeployment becoming Ready
 	@$(PY) hack/demo.py
 
-test: deps ## install everything and run the whole suite (unit, integration, cluster, e2e)
+test: deps ## install everything and run the whole suite (Go router, unit, integration, cluster, e2e)
+	@cd serving-image/router-go && go test -count=1 ./...
 	@$(PY) -m pytest tests $(PYTEST_ARGS)
 
 test-unit: venv ## fast tests, no cluster

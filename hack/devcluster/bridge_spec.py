@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from devcluster.paths import REPO_ROOT
+from devcluster.paths import REPO_ROOT, cache_dir
 
 Obj = dict[str, Any]
 Key = tuple[str, str]
@@ -135,6 +135,11 @@ def resolve_executable(command: str, python: str = sys.executable) -> list[str]:
             if candidate.exists():
                 return [str(candidate)]
         return [python, "-m", "mdserve"]
+    if command == "mdroute":  # the Go router, built by hack/build-router.sh into the binaries cache
+        built = cache_dir() / "bin" / "mdroute"
+        if not built.exists():
+            raise SpecError(f"{built} is not built: run `make binaries` (hack/build-router.sh)")
+        return [str(built)]
     if command in _PYTHONS:
         return [python]  # the project's interpreter: the image's python has the same packages
     if "/" in command:

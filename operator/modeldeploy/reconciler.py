@@ -187,7 +187,7 @@ class Reconciler:
                 scale = primary.scale
                 requeue = _sooner(requeue, decision.requeue_after)
             traffic = render_traffic(
-                md, spec, variants, revisions, decision, observed, image=self.settings.serving_image,
+                md, spec, variants, revisions, decision, observed, image=self.settings.router_image,
                 gateway_api_available=self.kube.gateway_api_available(),
             )
             if traffic.problem is not None:

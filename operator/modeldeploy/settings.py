@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, fields, replace
 from typing import Literal
 
 DEFAULT_SERVING_IMAGE = "ghcr.io/modeldeploy/mdserve:0.1.0"
+DEFAULT_ROUTER_IMAGE = "ghcr.io/modeldeploy/mdroute:0.1.0"
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,8 @@ class Settings:
     """Namespaces to watch; empty means cluster-wide (MODELDEPLOY_NAMESPACES, comma list)."""
     serving_image: str = DEFAULT_SERVING_IMAGE
     """Default model server image (MODELDEPLOY_SERVING_IMAGE)."""
+    router_image: str = DEFAULT_ROUTER_IMAGE
+    """Image of the `router` traffic provider, the Go `mdroute` (MODELDEPLOY_ROUTER_IMAGE)."""
     prometheus_url: str = ""
     """Prometheus base URL for analysis (MODELDEPLOY_PROMETHEUS_URL); used by the analysis engine."""
     prometheus_timeout: float = 10.0
@@ -48,6 +51,7 @@ class Settings:
 _ENV = {
     "namespaces": "MODELDEPLOY_NAMESPACES",
     "serving_image": "MODELDEPLOY_SERVING_IMAGE",
+    "router_image": "MODELDEPLOY_ROUTER_IMAGE",
     "prometheus_url": "MODELDEPLOY_PROMETHEUS_URL",
     "prometheus_timeout": "MODELDEPLOY_PROMETHEUS_TIMEOUT",
     "prometheus_auth_secret": "MODELDEPLOY_PROMETHEUS_AUTH_SECRET",

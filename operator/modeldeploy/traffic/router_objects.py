@@ -30,9 +30,10 @@ ROUTER_PORT = 8080
 CONTAINER = "router"
 DEFAULT_RESOURCES: dict[str, dict[str, str]] = {
     "requests": {"cpu": "100m", "memory": "64Mi"},
-    "limits": {"memory": "256Mi"},
+    "limits": {"cpu": "1", "memory": "256Mi"},
 }
-"""One asyncio process: a core at most, a few tens of MiB plus buffered request bodies."""
+"""A one-core limit: Go then runs one scheduler thread (GOMAXPROCS follows the limit), which measured
+faster than two on a busy node; a few tens of MiB plus buffered request bodies."""
 TABLE_VERSION_ANNOTATION = "serving.modeldeploy.dev/table-version"
 
 
@@ -104,8 +105,9 @@ def build_router_deployment(
     image_pull_policy: str | None = None,
     image_pull_secrets: tuple[SecretRef, ...] = (),
 ) -> dict[str, Any]:
-    """`image`: the operator's serving image (MODELDEPLOY_SERVING_IMAGE): the router reads the table schema
-    this operator writes, which a user's custom model image might predate."""
+    """`image`: the operator's router image (MODELDEPLOY_ROUTER_IMAGE), the Go `mdroute` built from
+    serving-image/router-go: it reads the table schema this operator writes (docs/benchmarks.md: its added
+    latency is below nginx's, the Python `mdserve router` is the fallback with the same flags)."""
     md_name = md["metadata"]["name"]
     name = router_name(md_name)
     labels = {**meta(md, name, COMPONENT_ROUTER)["labels"]}
@@ -113,7 +115,7 @@ def build_router_deployment(
         "name": CONTAINER,
         "image": image,
         # An explicit command (not the image entrypoint) so the dev cluster's pod bridge can run it locally.
-        "command": ["mdserve", "router"],
+        "command": ["mdroute"],
         "ports": [{"name": "http", "containerPort": ROUTER_PORT, "protocol": "TCP"}],
         "env": [
             {"name": "MDROUTE_CONFIGMAP", "value": routes_configmap_name(md_name)},

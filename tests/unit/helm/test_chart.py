@@ -142,6 +142,10 @@ def test_operator_env_is_what_the_operator_parses(name: str) -> None:
         assert settings.serving_image == value("servingImage")
     else:
         assert "MODELDEPLOY_SERVING_IMAGE" not in env
+    if value("routerImage"):
+        assert settings.router_image == value("routerImage")
+    else:
+        assert "MODELDEPLOY_ROUTER_IMAGE" not in env
     secret = value("prometheus", "authSecret", "name")
     if secret:
         ns = value("prometheus", "authSecret", "namespace") or "modeldeploy-system"

@@ -85,12 +85,12 @@ def test_deployment_is_hardened_and_probed() -> None:
 def test_the_router_accepts_its_command_and_env() -> None:
     dep = build_router_deployment(md(), RouterSpec(), IMAGE)
     (c,) = dep["spec"]["template"]["spec"]["containers"]
-    assert c["command"][:2] == ["mdserve", "router"]
+    assert c["command"] == ["mdroute"]  # the Go router; it takes the same env and flags as `mdserve router`
     # The pod bridge resolves the env as a kubelet would (downward API included) and runs it as a router.
     spec = build_spec({**dep, "metadata": {**dep["metadata"]}})
     assert spec.is_router and spec.readiness_path == "/-/ready" and spec.container_port == 8080
     assert spec.env["MDROUTE_NAMESPACE"] == "ns1"
-    settings = parse_settings(c["command"][2:], env=spec.env)
+    settings = parse_settings(c["command"][1:], env=spec.env)
     assert (settings.configmap, settings.namespace, settings.port) == ("fraud-routes", "ns1", 8080)
     assert settings.routes_file is None and settings.admin_port == 0
 
