@@ -96,9 +96,12 @@ class RolloutWatcher:
         return self
 
     def stop(self) -> None:
+        """Stop polling, after one last poll (what the caller just saw is recorded too)."""
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(10)
+        with contextlib.suppress(Exception):
+            self.poll()
 
     def __enter__(self) -> RolloutWatcher:
         return self.start()

@@ -3,6 +3,7 @@ assertions about the router (weights in its table, requests it sent to each back
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -143,24 +144,40 @@ def _router_total(r: Rollout, revision: str) -> tuple[int | None, float]:
 
 
 LOADING = "is still loading"
-ROUTER = '"source": "mdroute"'
+NO_TABLE = "no route table loaded yet"
+
+
+def _router_made(answer: Answer) -> bool:
+    try:
+        return bool(json.loads(answer.error).get("source") == "mdroute")
+    except (ValueError, AttributeError):
+        return False
 
 
 def failures(load: TrafficLoop, since: float, canary: str) -> tuple[list[Answer], list[Answer]]:
-    """(failed requests, the canary's "still loading" 503s before its first 200).
+    """(failed requests, answers set apart as artifacts of the simulated pods).
 
-    kwok marks pods Ready without probing them, so the operator gives the canary its step weight while the
-    model server behind it may still be loading its model; in a real cluster the readiness probe
-    (`/v2/health/ready`) keeps such a pod out of its Service. Those answers (503 "still loading" from the
-    model server, 502 from the router while the canary has no process behind its Service yet) are set
-    apart, but only before the canary's first successful answer; any other non-200 answer is a failure.
+    kwok marks pods Ready without probing them, and the pod bridge runs a process as soon as its pod is
+    Ready, so two things happen here that readiness probes prevent in a real cluster:
+    - the operator gives the canary its step weight while the process behind its Service is not listening
+      yet (502 made by the router) or still loading its model (503 "still loading" from the model server);
+      set apart only before the canary's first successful answer;
+    - the bridge (re)starts a router process (when its backends move) and sends callers to it before it has
+      loaded its route table (503 "no route table loaded yet" made by the router; `/-/ready` says 503 too).
+    Any other non-200 answer is a failure.
     """
     answers = load.snapshot(since)
     first_ok = next((a.at for a in answers if a.variant == backend(canary) and a.code == 200), float("inf"))
-    loading = [a for a in answers if a.variant == backend(canary) and a.at <= first_ok
-               and ((a.code == 503 and LOADING in a.error) or (a.code == 502 and ROUTER in a.error))]
-    failed = [a for a in answers if a.code != 200 and a not in loading]
-    return failed, loading
+
+    def artifact(a: Answer) -> bool:
+        if a.code == 503 and NO_TABLE in a.error and _router_made(a):
+            return True
+        if a.variant != backend(canary) or a.at > first_ok:
+            return False
+        return (a.code == 503 and LOADING in a.error) or (a.code == 502 and _router_made(a))
+
+    set_apart = [a for a in answers if a.code != 200 and artifact(a)]
+    return [a for a in answers if a.code != 200 and not artifact(a)], set_apart
 
 
 def events_named(stack: Stack, name: str, reason: str) -> list[dict[str, Any]]:

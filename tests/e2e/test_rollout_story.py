@@ -102,7 +102,8 @@ def test_v2_wrong_answers_are_rolled_back(stack: Stack, models: dict[str, ModelA
     out = _rolled_back(stack, models, story, "v2w", "accuracy")
     failed, loading = failures(out["load"], 0.0, out["canary"])
     assert not failed, f"the wrong model must answer every request: {failed[:5]}"
-    print(f"\n[e2e] v2w: {len(out['served'])} answers, {len(loading)} 'still loading' before the first")
+    print(f"\n[e2e] v2w: {len(out['served'])} answers from the canary; set apart (simulated pods not "
+          f"ready yet): {[(a.code, a.variant) for a in loading]}")
     error_rate = next(m for m in out["state"]["lastAnalysis"] if m["name"] == "error-rate")
     assert error_rate["outcome"] == "Pass", error_rate
     assert out["metric"]["value"] < out["metric"]["min"], out["metric"]
@@ -143,8 +144,8 @@ def test_v3_is_promoted_step_by_step(stack: Stack, models: dict[str, ModelArtifa
     outcomes = {h["revision"]: h["outcome"] for h in state["history"]}
     assert outcomes.get(story.get("held", "")) == "RolledBack", outcomes
     assert any(v3 in e["message"] for e in events_named(stack, NAME, "Promoted")), stack.events(NAME)
-    print(f"\n[e2e] v3 promoted: {len(r.load.snapshot(r.applied_at))} requests, 0 failed, {len(loading)} "
-          f"'still loading' before the canary's first answer, {r.load.refused(r.applied_at)} refused "
-          f"connections retried; router shares of v3 {shares}")
+    print(f"\n[e2e] v3 promoted: {len(r.load.snapshot(r.applied_at))} requests, 0 failed; set apart "
+          f"(simulated pods not ready yet): {[(a.code, a.variant) for a in loading]}; "
+          f"{r.load.refused(r.applied_at)} refused connections retried; router shares of v3 {shares}")
     served = {a.variant for a in r.load.snapshot(r.applied_at)}
     assert backend(v3) in served and backend(v1) in served, served
