@@ -312,12 +312,18 @@ class PodBridge:
     def _with_bridge_env(self, spec: ProcessSpec, routes: list[ServiceRoute]) -> ProcessSpec:
         extra = {k: v for k, v in self.options.extra_env.items() if k not in spec.env}
         if spec.is_router:
-            # The router resolves backends through --backend-override only, fixed at start-up: it is
-            # restarted when the Services behind its backends move (the overrides are part of the hash).
-            own = spec.env.get("MDROUTE_BACKEND_OVERRIDES", "")
-            overrides = ",".join(x for x in (own, router_overrides(routes, spec.namespace)) if x)
-            extra |= {"KUBECONFIG": str(self.kubeconfig), "MDROUTE_NAMESPACE": spec.env.get(
-                "MDROUTE_NAMESPACE", spec.namespace), "MDROUTE_BACKEND_OVERRIDES": overrides}
+            extra |= {"KUBECONFIG": str(self.kubeconfig),
+                      "MDROUTE_NAMESPACE": spec.env.get("MDROUTE_NAMESPACE", spec.namespace)}
+            if Path(spec.argv[0]).name == "mdroute":
+                # The Go router re-reads the Service map as it changes: no restart when a canary appears
+                # (a restarted router answers 503 until its table loads).
+                extra["MDROUTE_BACKEND_MAP"] = str(self.options.map_file)
+            else:
+                # The Python router takes --backend-override only, fixed at start-up: it is restarted when
+                # the Services behind its backends move (the overrides are part of the hash).
+                own = spec.env.get("MDROUTE_BACKEND_OVERRIDES", "")
+                overrides = ",".join(x for x in (own, router_overrides(routes, spec.namespace)) if x)
+                extra["MDROUTE_BACKEND_OVERRIDES"] = overrides
         return spec.with_env(extra)
 
 

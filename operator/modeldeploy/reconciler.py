@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modeldeploy import metrics
+from modeldeploy.abtest import ABTest
 from modeldeploy.api.schema import API_VERSION, KIND, PRIMARY
 from modeldeploy.api.spec import ModelDeploymentSpec, parse_spec
 from modeldeploy.delivery import Delivery, primary_plan, uses_engine
@@ -57,6 +58,7 @@ STATUS_KEYS = (
     "canaryRevision",
     "rollout",
     "traffic",
+    "abTest",
 )
 """The status fields this reconciler owns (server-side apply removes the ones it stops sending)."""
 RETRY_UNAVAILABLE_SECONDS = 30.0
@@ -93,8 +95,8 @@ def validation_message(error: ValidationError) -> str:
 def status_changed(new: dict[str, Any], old: dict[str, Any]) -> bool:
     if not is_subset(new, old):
         return True
-    if new.get("traffic") != old.get("traffic"):
-        return True  # its optional fields (message, tableVersion) come and go: a subset is not enough
+    if new.get("traffic") != old.get("traffic") or new.get("abTest") != old.get("abTest"):
+        return True  # their optional fields (message, figures) come and go: a subset is not enough
     return any(k in old and k not in new for k in STATUS_KEYS)
 
 
@@ -114,6 +116,7 @@ class Reconciler:
         self.now = now
         """The engine's time, read once per pass at this edge."""
         self.delivery = Delivery(kube, settings)
+        self.ab_test = ABTest(self.delivery)
 
     def observe(self, md: dict[str, Any]) -> dict[Key, dict[str, Any]]:
         """Children labelled for this ModelDeployment and controlled by this very object (uid): workloads and
@@ -216,6 +219,10 @@ class Reconciler:
         shown = status_traffic(md, spec, observed, problem.message if problem else None, applied)
         if shown is not None:
             status["traffic"] = shown
+        ab, ab_requeue = self.ab_test.status(md, spec if applied else None, status["variants"], self.now())
+        if ab is not None:
+            status["abTest"] = ab
+        requeue = _sooner(requeue, ab_requeue)
         old = md.get("status") or {}
         if problem is not None and "rollout" in old:
             status["rollout"] = old["rollout"]  # the engine's memory survives a refused spec

@@ -52,6 +52,7 @@ type Settings struct {
 	PollInterval, KeepaliveSeconds                                                      float64
 	MaxBodyBytes                                                                        int64
 	BackendOverrides                                                                    map[string]string
+	BackendMap                                                                          string
 	AccessLog                                                                           bool
 }
 
@@ -109,6 +110,7 @@ func ParseSettings(argv []string, env map[string]string) (*Settings, error) {
 	fs.StringVar(&tokenFile, "admin-token-file", "", "file with the admin bearer token")
 	var overrides listFlag
 	fs.Var(&overrides, "backend-override", "NAME=URL (repeatable)")
+	fs.StringVar(&s.BackendMap, "backend-map", env["MDROUTE_BACKEND_MAP"], "JSON file host -> [addresses], re-read when it changes")
 	fs.StringVar(&poolSize, "pool-size", num("MDROUTE_POOL_SIZE", "256"), "max connections in use per backend")
 	fs.StringVar(&keepalive, "keepalive-seconds", num("MDROUTE_KEEPALIVE_SECONDS", "4"), "idle upstream connection lifetime")
 	fs.StringVar(&maxBody, "max-body-bytes", num("MDROUTE_MAX_BODY_BYTES", strconv.Itoa(64<<20)), "largest request body")
@@ -290,6 +292,14 @@ func run(argv []string) int {
 		}
 		sources.Add(1)
 		go func() { defer sources.Done(); fileSource(holder, path, secs(s.PollInterval), stop) }()
+	}
+	if s.BackendMap != "" {
+		if doc, err := os.ReadFile(s.BackendMap); err == nil { // resolved before the first table arrives
+			if m, err := parseBackendMap(doc); err == nil {
+				holder.SetMapOverrides(m)
+			}
+		}
+		go backendMapSource(holder, s.BackendMap, 200*time.Millisecond, stop)
 	}
 	if s.Configmap != "" {
 		w := &ConfigMapSource{holder: holder, kubeconfig: s.Kubeconfig, env: env, name: s.Configmap,

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestKubeconfigYAML(t *testing.T) {
@@ -92,5 +93,36 @@ func TestMetricsExposition(t *testing.T) {
 		if !strings.Contains(text, want) {
 			t.Errorf("missing %q in\n%s", want, text)
 		}
+	}
+}
+
+func TestBackendMapMovesBackendsWithoutANewTable(t *testing.T) {
+	h := NewHolder(NewMetrics(), map[string]string{"pinned.ns.svc:80": "http://127.0.0.1:1"}, NewPools(4, 4, time.Second))
+	doc := []byte(`{"version":"v1","variants":[{"name":"a","backend":"http://a.ns.svc:80","weight":1},` +
+		`{"name":"b","backend":"http://pinned.ns.svc:80","weight":1}]}`)
+	if got := h.Offer(doc, "file"); got != "applied" {
+		t.Fatalf("offer: %s", got)
+	}
+	if b := h.Active().Backends[0]; b != "http://a.ns.svc:80" {
+		t.Fatalf("unmapped backend changed: %s", b)
+	}
+	m, err := parseBackendMap([]byte(`{"a.ns.svc:80": ["127.0.0.1:7001", "127.0.0.1:7002"], "pinned.ns.svc:80": ["127.0.0.1:9"], "gone.ns.svc:80": []}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.SetMapOverrides(m)
+	a := h.Active()
+	if a.Backends[0] != "http://127.0.0.1:7001" || a.Backends[1] != "http://127.0.0.1:1" {
+		t.Fatalf("backends after the map: %v (static overrides must win)", a.Backends)
+	}
+	if a.Table.Version != "v1" {
+		t.Fatalf("the table itself must not change: %s", a.Table.Version)
+	}
+	h.SetMapOverrides(m) // the same map: nothing re-installed
+	if h.Active() != a {
+		t.Fatal("an unchanged map re-installed the table")
+	}
+	if _, err := parseBackendMap([]byte(`{"x": "not a list"}`)); err == nil {
+		t.Fatal("a malformed map must be refused")
 	}
 }

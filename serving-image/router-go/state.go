@@ -53,6 +53,7 @@ func ResolveBackends(t *Table, overrides map[string]string) []string {
 type Holder struct {
 	metrics   *Metrics
 	overrides map[string]string
+	mapped    map[string]string // from the backend map file; static overrides win over it
 	pools     *Pools
 	active    atomic.Pointer[Active]
 
@@ -103,16 +104,53 @@ func (h *Holder) Offer(doc []byte, source string) string {
 		logf(levelError, "rejected route table from %s, keeping version %s: %v", source, kept, err)
 		return "invalid"
 	}
-	a := &Active{Table: t, Decider: NewDecider(t), Backends: ResolveBackends(t, h.overrides), Digest: digest,
-		Source: source, AppliedAt: float64(time.Now().UnixNano()) / 1e9,
+	h.install(h.activate(t, digest, source), cur)
+	return "applied"
+}
+
+// activate builds the serving state of a parsed table with the current overrides.
+func (h *Holder) activate(t *Table, digest, source string) *Active {
+	a := &Active{Table: t, Decider: NewDecider(t), Backends: ResolveBackends(t, h.effectiveOverrides()),
+		Digest: digest, Source: source, AppliedAt: float64(time.Now().UnixNano()) / 1e9,
 		connect: secs(t.Timeouts.ConnectSeconds), request: secs(t.Timeouts.RequestSeconds), shadowT: secs(t.Timeouts.ShadowSeconds)}
 	for i, v := range t.Variants {
 		a.Pools = append(a.Pools, h.pools.Get(a.Backends[i], false))
 		a.Shadow = append(a.Shadow, h.pools.Get(a.Backends[i], true))
 		a.Stats = append(a.Stats, h.metrics.Variant(v.Name))
 	}
-	h.install(a, cur)
-	return "applied"
+	return a
+}
+
+func (h *Holder) effectiveOverrides() map[string]string {
+	if len(h.mapped) == 0 {
+		return h.overrides
+	}
+	merged := make(map[string]string, len(h.mapped)+len(h.overrides))
+	for k, v := range h.mapped {
+		merged[k] = v
+	}
+	for k, v := range h.overrides {
+		merged[k] = v
+	}
+	return merged
+}
+
+// SetMapOverrides replaces the backend map; the active table is re-resolved when a backend moved.
+func (h *Holder) SetMapOverrides(m map[string]string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.mapped = m
+	cur := h.active.Load()
+	if cur == nil {
+		return
+	}
+	next := ResolveBackends(cur.Table, h.effectiveOverrides())
+	for i := range next {
+		if next[i] != cur.Backends[i] {
+			h.install(h.activate(cur.Table, cur.Digest, cur.Source), cur)
+			return
+		}
+	}
 }
 
 func secs(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }

@@ -64,11 +64,11 @@ def selector(namespace: str, revision: str, extra: str = "") -> str:
     return "{" + inner + ("," + extra if extra else "") + "}"
 
 
-def _increase(metric: str, sel: str, window: str) -> str:
+def increase(metric: str, sel: str, window: str) -> str:
     return f"sum(increase({metric}{sel}[{window}]))"
 
 
-def _latency(q: float, sel: str, window: str) -> str:
+def latency_quantile(q: float, sel: str, window: str) -> str:
     return (
         f"histogram_quantile({q:g}, sum by (le) "
         f"(rate(mdserve_request_duration_seconds_bucket{sel}[{window}])))"
@@ -105,19 +105,19 @@ def plan(metric: AnalysisMetric, target: Target, window_seconds: float) -> dict[
         sel = selector(target.namespace, rev)
         inference = selector(target.namespace, rev, INFERENCE)
         if kind in ("success-rate", "error-rate"):
-            out[f"{side}_requests"] = _increase("mdserve_requests_total", inference, w)
+            out[f"{side}_requests"] = increase("mdserve_requests_total", inference, w)
             errors = selector(target.namespace, rev, f'{INFERENCE},code=~"5.."')
-            out[f"{side}_errors"] = _increase("mdserve_requests_total", errors, w)
+            out[f"{side}_errors"] = increase("mdserve_requests_total", errors, w)
         elif kind in ("latency", "latency-gain"):
-            out[f"{side}_latency"] = _latency(metric.effective_quantile, inference, w)
-            out[f"{side}_requests"] = _increase("mdserve_request_duration_seconds_count", inference, w)
+            out[f"{side}_latency"] = latency_quantile(metric.effective_quantile, inference, w)
+            out[f"{side}_requests"] = increase("mdserve_request_duration_seconds_count", inference, w)
         elif kind in ("accuracy", "accuracy-drop"):
-            out[f"{side}_scored"] = _increase("mdserve_feedback_total", sel, w)
+            out[f"{side}_scored"] = increase("mdserve_feedback_total", sel, w)
             correct = selector(target.namespace, rev, 'outcome="correct"')
-            out[f"{side}_correct"] = _increase("mdserve_feedback_total", correct, w)
+            out[f"{side}_correct"] = increase("mdserve_feedback_total", correct, w)
         elif kind == "mae":
-            out[f"{side}_abs_error"] = _increase("mdserve_feedback_abs_error_sum", sel, w)
-            out[f"{side}_rows"] = _increase("mdserve_feedback_regression_total", sel, w)
+            out[f"{side}_abs_error"] = increase("mdserve_feedback_abs_error_sum", sel, w)
+            out[f"{side}_rows"] = increase("mdserve_feedback_regression_total", sel, w)
         elif kind == "prediction-drift":
             out[f"{side}_classes"] = f"sum by (class) (increase(mdserve_predictions_total{sel}[{w}]))"
     return out

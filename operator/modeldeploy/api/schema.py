@@ -16,6 +16,7 @@ from modeldeploy.api.openapi import (
     Node,
     array,
     integer,
+    number,
     obj,
     passthrough,
     quantity_map,
@@ -391,6 +392,38 @@ def _condition() -> Node:
     )
 
 
+def _ab_test_status() -> Node:
+    figures = obj(
+        "Figures of one variant over the window; a figure without data is absent (never 0).",
+        {
+            "name": string("Variant name."),
+            "revision": string("Revision measured (the one serving the variant's traffic).", max_length=64),
+            "weight": integer("Configured percent of unmatched traffic."),
+            "requestsPerSecond": number("Inference requests per second (v1 and v2 protocols)."),
+            "errorRate": number("Fraction of inference requests answered with a 5xx status."),
+            "latencyP50": number("Median inference latency, seconds."),
+            "latencyP99": number("99th percentile inference latency, seconds."),
+            "accuracy": number("Online accuracy from feedback: correct / (correct + incorrect)."),
+            "feedback": integer("Scored feedback rows (classification) in the window.", fmt="int64"),
+        },
+        required=("name",),
+    )
+    return obj(
+        "A/B test figures, side by side, when the ModelDeployment has variants beyond the primary and a "
+        "Prometheus address is configured; refreshed at most once per `spec.rollout.interval`. Nothing is "
+        "promoted automatically.",
+        {
+            "observedAt": string("Last refresh attempt.", fmt="date-time", max_length=64),
+            "measuredAt": string("When the figures shown were measured.", fmt="date-time", max_length=64),
+            "window": string("Query window of the figures, e.g. `60s`.", max_length=32),
+            "message": string(
+                "Why the last refresh failed (the previous figures are kept).", max_length=4096
+            ),
+            "variants": array("Per-variant figures.", figures, max_items=16, map_keys=("name",)),
+        },
+    )
+
+
 def status_schema() -> Node:
     variant = obj(
         "Observed state of one variant.",
@@ -430,6 +463,7 @@ def status_schema() -> Node:
             "variants": array("Per-variant observed state.", variant, max_items=16, map_keys=("name",)),
             "rollout": _rollout_status(),
             "traffic": _traffic()[2],
+            "abTest": _ab_test_status(),
         },
     )
 

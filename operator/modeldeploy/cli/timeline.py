@@ -26,6 +26,36 @@ def _table(rows: list[list[str]]) -> list[str]:
     return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows]
 
 
+def _figure(value: Any, kind: str) -> str:
+    """One cell of the A/B table; `-` for no data."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return "-"
+    if kind == "percent":
+        return f"{value * 100:.1f}%"
+    if kind == "seconds":
+        return f"{value * 1000:.3g}ms" if value < 1 else f"{value:.3g}s"
+    return f"{value:g}" if kind == "count" else f"{value:.3g}"
+
+
+def format_ab_test(ab: Mapping[str, Any]) -> list[str]:
+    """The variants of an A/B test side by side (status.abTest)."""
+    measured = ab.get("measuredAt")
+    when = f"measured {_time(measured)}" if measured else "not measured yet"
+    lines = [f"A/B test ({when}, window {ab.get('window', '-')}):"]
+    rows = [["VARIANT", "REVISION", "WEIGHT", "REQ/S", "ERRORS", "P50", "P99", "ACCURACY", "FEEDBACK"]]
+    for v in ab.get("variants") or []:
+        rows.append([
+            str(v.get("name", "?")), str(v.get("revision", "-")), f"{v.get('weight', 0)}%",
+            _figure(v.get("requestsPerSecond"), "rate"), _figure(v.get("errorRate"), "percent"),
+            _figure(v.get("latencyP50"), "seconds"), _figure(v.get("latencyP99"), "seconds"),
+            _figure(v.get("accuracy"), "percent"), _figure(v.get("feedback"), "count"),
+        ])
+    lines += ["  " + r for r in _table(rows)]
+    if ab.get("message"):
+        lines.append(f"  Warning: {ab['message']}")
+    return lines
+
+
 def _state(md: Mapping[str, Any]) -> RolloutState:
     status = md.get("status") or {}
     return from_status(status.get("rollout"), status.get("stableRevision"))
@@ -54,6 +84,8 @@ def format_timeline(md: Mapping[str, Any]) -> str:
             lines.append("  Paused by request: `kubectl modeldeploy resume` to continue")
     if s.held_revision:
         lines.append(f"  Held:     {s.held_revision} (change the spec or `kubectl modeldeploy retry`)")
+    if status.get("abTest"):
+        lines += ["", *format_ab_test(status["abTest"])]
     if s.last_analysis:
         lines += ["", f"Last analysis ({_time(s.last_analysis_at)}): {s.last_outcome or '-'}"]
         rows = [["", "METRIC", "VALUE", "MIN", "MAX", "SAMPLES", "DETAIL"]]

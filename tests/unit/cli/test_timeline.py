@@ -71,3 +71,25 @@ def test_parser_and_request_ids_make_valid_actions() -> None:
         assert isinstance(parse_action({"serving.modeldeploy.dev/action": f"promote@{rid}"}), ManualAction)
     with pytest.raises(SystemExit):
         parser().parse_args(["rollback", "fraud"])
+
+
+def test_status_shows_the_ab_variants_side_by_side() -> None:
+    lines = format_timeline(load("ab-test.json")).splitlines()
+    start = lines.index("A/B test (measured 2024-05-01 12:04:00, window 60s):")
+    header, primary, challenger, warning = lines[start + 1:start + 5]
+    assert header.split() == ["VARIANT", "REVISION", "WEIGHT", "REQ/S", "ERRORS", "P50", "P99", "ACCURACY",
+                              "FEEDBACK"]
+    assert primary.split() == ["primary", "a1b2c3d4", "70%", "12.3", "0.1%", "12.3ms", "1.25s", "96.1%",
+                               "412"]
+    assert challenger.split() == ["challenger", "e5f6a7b8", "30%", "5.27", "0.0%", "9.81ms", "40.2ms", "-",
+                                  "-"]
+    assert header.index("P99") == primary.index("1.25s"), "columns aligned"
+    assert warning.startswith("  Warning: Prometheus Timeout:")
+
+
+def test_status_without_ab_test_has_no_table() -> None:
+    md = load("ab-test.json")
+    del md["status"]["abTest"]
+    assert "A/B test" not in format_timeline(md)
+    md["status"]["abTest"] = {"observedAt": "2024-05-01T12:05:00Z", "window": "60s", "variants": []}
+    assert "A/B test (not measured yet, window 60s):" in format_timeline(md)
