@@ -33,6 +33,7 @@ from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hack"))
+from devcluster.crds import wait_crd_established  # noqa: E402
 from devcluster.nodes import node_manifest  # noqa: E402
 
 GROUP, VERSION, PLURAL = "serving.modeldeploy.dev", "v1alpha1", "modeldeployments"
@@ -197,7 +198,7 @@ def main() -> int:
     bin_dir = Path.home() / ".cache" / "modeldeploy" / "bin"
     env = {**os.environ, "KUBECONFIG": kubeconfig, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     kubectl(env, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
-    kubectl(env, "wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+    wait_crd_established(f"{PLURAL}.{GROUP}", env)
     # 110 pods per kwok node: enough extra nodes for every benchmark pod
     extra_nodes = (args.scale + args.latency) // 100 + 1
     nodes = [node_manifest(EXTRA_NODE_BASE + i) for i in range(extra_nodes)]

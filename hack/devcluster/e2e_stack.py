@@ -27,6 +27,7 @@ from typing import Any
 
 from devcluster.bridge import BridgeOptions, PodBridge
 from devcluster.cluster import LocalCluster
+from devcluster.crds import wait_crd_established
 from devcluster.e2e_traffic import TrafficLoop
 from devcluster.operator_process import OperatorProcess
 from devcluster.paths import REPO_ROOT
@@ -84,7 +85,7 @@ class Stack:
         self._api = config.new_client_from_config(config_file=str(self.kubeconfig))  # type: ignore[no-untyped-call]
         say("CRD: apply and wait until Established")
         self.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
-        self.kubectl("wait", "--for=condition=Established", f"crd/{PLURAL}.{GROUP}", "--timeout=60s")
+        wait_crd_established(f"{PLURAL}.{GROUP}", {**self.env, "KUBECONFIG": str(self.kubeconfig)})
         if self.kubectl("get", "namespace", self.ns, check=False).returncode != 0:
             self.kubectl("create", "namespace", self.ns)
         say("pod bridge: model servers and routers as local processes")

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from devcluster.crds import wait_crd_established
 from modeldeploy.kube.client import KubeClient, load_api_client
 from modeldeploy.reconciler import Reconciler
 from modeldeploy.settings import from_env
@@ -129,26 +130,19 @@ class OperatorProcess:
 
 
 @pytest.fixture(scope="session")
-def crd(kubectl: Kubectl) -> Path:
+def crd(kubectl: Kubectl, cluster: ClusterHandle) -> Path:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD), check=True)
-    kubectl(
-        "wait",
-        "--for=condition=Established",
-        "crd/modeldeployments.serving.modeldeploy.dev",
-        "--timeout=60s",
-        check=True,
-    )
+    wait_crd_established("modeldeployments.serving.modeldeploy.dev", cluster.env)
     return CRD
 
 
 @pytest.fixture(scope="session")
-def gateway_crds(kubectl: Kubectl) -> Path:
+def gateway_crds(kubectl: Kubectl, cluster: ClusterHandle) -> Path:
     """The Gateway API standard CRDs (HTTPRoute), installed once for the session."""
     if not list(GATEWAY_CRDS.glob("*.yaml")):
         pytest.fail(f"no Gateway API CRDs in {GATEWAY_CRDS}: run hack/build-binaries.sh")
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(GATEWAY_CRDS), check=True)
-    kubectl("wait", "--for=condition=Established", "crd/httproutes.gateway.networking.k8s.io",
-            "--timeout=60s", check=True)
+    wait_crd_established("httproutes.gateway.networking.k8s.io", cluster.env)
     return GATEWAY_CRDS
 
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.conftest import REPO_ROOT, Kubectl
+from devcluster.crds import wait_crd_established
+from tests.conftest import REPO_ROOT, ClusterHandle, Kubectl
 
 pytestmark = pytest.mark.cluster
 
@@ -32,9 +33,9 @@ def subset(expected: Any, actual: Any) -> bool:
 
 
 @pytest.fixture(scope="module")
-def crds_installed(kubectl: Kubectl) -> None:
+def crds_installed(kubectl: Kubectl, cluster: ClusterHandle) -> None:
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"), check=True)
-    kubectl("wait", "--for=condition=Established", "crd/modeldeployments.serving.modeldeploy.dev", check=True)
+    wait_crd_established("modeldeployments.serving.modeldeploy.dev", cluster.env)
 
 
 def test_examples_exist_for_every_documented_use() -> None:

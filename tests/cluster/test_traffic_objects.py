@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 import yaml
 
+from devcluster.crds import wait_crd_established
 from modeldeploy.api.schema import spec_schema
 from modeldeploy.traffic import schema as traffic_schema
 from modeldeploy.traffic.httproute import build_httproute
@@ -184,7 +185,7 @@ def test_httproute_limit_matches_the_api(kubectl: Kubectl, namespace: str, gatew
 
 
 @pytest.fixture(scope="session")
-def probe_crd(kubectl: Kubectl) -> Iterator[str]:
+def probe_crd(kubectl: Kubectl, cluster: ClusterHandle) -> Iterator[str]:
     """A throwaway CRD whose spec is `variants` (the real schema's) + the `traffic` fragment + its rules."""
     spec = spec_schema()
     node = {
@@ -207,8 +208,7 @@ def probe_crd(kubectl: Kubectl) -> Iterator[str]:
     }
     result = kubectl("apply", "--server-side", "--force-conflicts", "-f", "-", stdin=json.dumps(crd))
     assert result.returncode == 0, result.stderr  # the CEL rules compile within the cost budget
-    kubectl("wait", "--for=condition=Established", f"crd/trafficprobes.{PROBE_GROUP}", "--timeout=60s",
-            check=True)
+    wait_crd_established(f"trafficprobes.{PROBE_GROUP}", cluster.env)
     yield "TrafficProbe"
     kubectl("delete", "crd", f"trafficprobes.{PROBE_GROUP}", "--wait=false")
 
