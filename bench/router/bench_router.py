@@ -162,7 +162,9 @@ def change_latency(
     return {k: statistics.median(v) for k, v in found.items()}
 
 
-def kube_change_latency(tmp: Path, ports: dict[str, int], repeats: int = 5) -> tuple[float, bool]:
+def kube_change_latency(
+    tmp: Path, ports: dict[str, int], repeats: int = 5, router_cmd: list[str] | None = None
+) -> tuple[float, bool]:
     """Median seconds from a ConfigMap PATCH to the first request served by the new arm, through a
     private local control plane (hack/devcluster); and whether the router kept serving its last
     table after the API server was stopped."""
@@ -211,9 +213,7 @@ def kube_change_latency(tmp: Path, ports: dict[str, int], repeats: int = 5) -> t
         port = free_port()
         router = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "mdserve.router",
+                *(router_cmd or [sys.executable, "-m", "mdserve.router"]),
                 "--host",
                 "127.0.0.1",
                 "--port",

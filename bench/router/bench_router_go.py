@@ -24,7 +24,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -61,105 +60,9 @@ def write_section(text: str) -> None:
 def kube_change_latency_go(
     binary: Path, tmp: Path, ports: dict[str, int], repeats: int = 5
 ) -> tuple[float, bool]:
-    """ConfigMap PATCH -> first request on the new arm, for the Go router, through a private local
-    control plane; and whether it kept its last table after the API server was stopped."""
-    import http.client
-    import ssl
-
-    sys.path.insert(0, str(ROOT / "hack"))
-    from devcluster.cluster import LocalCluster
-    from devcluster.paths import ClusterPaths
-
-    cluster = LocalCluster(ClusterPaths(tmp / "cluster"), nodes=1)
-    cluster.up()
-    router: subprocess.Popen[bytes] | None = None
-    try:
-        state = json.loads(cluster.paths.state_file.read_text())
-        pki = cluster.paths.pki
-        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-
-        def api(method: str, path: str, doc: object, ctype: str = "application/json") -> int:
-            conn = http.client.HTTPSConnection(
-                "127.0.0.1", state["ports"]["apiserver"], context=ctx, timeout=10
-            )
-            try:
-                conn.request(method, path, json.dumps(doc), {"Content-Type": ctype})
-                resp = conn.getresponse()
-                resp.read()
-                return resp.status
-            finally:
-                conn.close()
-
-        def table(target: str, version: str) -> str:
-            w = {"stable": 100, "canary": 0} if target == "stable" else {"stable": 0, "canary": 100}
-            return json.dumps(
-                {
-                    "version": version,
-                    "variants": [
-                        {"name": n, "backend": f"http://demo-{n}.bench.svc:8080", "weight": w[n]} for n in w
-                    ],
-                }
-            )
-
-        cms = "/api/v1/namespaces/default/configmaps"
-        body = {"metadata": {"name": "bench-routes"}, "data": {"routes.json": table("stable", "k0")}}
-        assert api("POST", cms, body) == 201
-        port = br.free_port()
-        router = subprocess.Popen(
-            [
-                str(binary),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--configmap",
-                "bench-routes",
-                "--namespace",
-                "default",
-                "--kubeconfig",
-                str(cluster.paths.kubeconfig),
-                "--log-level",
-                "WARNING",
-                "--backend-override",
-                f"stable=http://127.0.0.1:{ports['stable']}",
-                "--backend-override",
-                f"canary=http://127.0.0.1:{ports['canary']}",
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=(tmp / "kube-router-go.log").open("wb"),
-        )
-        url = f"http://127.0.0.1:{port}"
-        br.wait_up(url + "/-/ready")
-        found = []
-        for i in range(repeats):
-            target = "canary" if i % 2 == 0 else "stable"
-            patch = {"data": {"routes.json": table(target, f"k{i + 1}")}}
-            started = time.perf_counter()
-            assert api("PATCH", f"{cms}/bench-routes", patch, "application/merge-patch+json") == 200
-            while time.perf_counter() - started < 10:
-                with urllib.request.urlopen(url + "/x", timeout=5) as resp:
-                    if json.loads(resp.read())["backend"] == target:
-                        found.append(time.perf_counter() - started)
-                        break
-            else:
-                raise TimeoutError(f"ConfigMap change {i} not applied within 10 s")
-            time.sleep(0.3)
-        cluster.down(quiet=True)
-        time.sleep(2.0)
-        kept = True
-        for _ in range(20):
-            with urllib.request.urlopen(url + "/x", timeout=5) as resp:
-                kept &= resp.status == 200
-        return statistics.median(found), kept
-    finally:
-        if router is not None:
-            router.send_signal(signal.SIGTERM)
-            try:
-                router.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                router.kill()
-        cluster.down(quiet=True)
+    """ConfigMap PATCH -> first request on the new arm, for the Go router (bench_router's measurement)."""
+    result: tuple[float, bool] = br.kube_change_latency(tmp, ports, repeats, router_cmd=[str(binary)])
+    return result
 
 
 def main() -> int:
@@ -328,18 +231,18 @@ def main() -> int:
         ng = med(mode, "nginx", "p50_ms") - base50
         for name in ("python", "go", "go1"):
             if name in targets:
-                added = med(mode, name, "p50_ms") - base50
+                added_ms = med(mode, name, "p50_ms") - base50
                 ratios.setdefault(mode, {})[name] = {
-                    "added_p50_vs_nginx": added / ng if ng > 0 else float("inf"),
+                    "added_p50_vs_nginx": added_ms / ng if ng > 0 else float("inf"),
                     "rps_vs_nginx": med(mode, name, "rps") / med(mode, "nginx", "rps"),
                 }
     lines += ["", "Ratios (router ÷ nginx; goal: added p50 at most 2 times nginx's):", ""]
     for mode, per in ratios.items():
         parts = []
-        for name, r in per.items():
-            verdict = "met" if r["added_p50_vs_nginx"] <= 2 else "NOT met"
-            added, rps = r["added_p50_vs_nginx"], r["rps_vs_nginx"]
-            parts.append(f"{name}: added p50 x{added:.2f} ({verdict}), throughput x{rps:.2f}")
+        for name, ratio in per.items():
+            verdict = "met" if ratio["added_p50_vs_nginx"] <= 2 else "NOT met"
+            added_x, rps_x = ratio["added_p50_vs_nginx"], ratio["rps_vs_nginx"]
+            parts.append(f"{name}: added p50 x{added_x:.2f} ({verdict}), throughput x{rps_x:.2f}")
         lines.append(f"- {mode}: " + "; ".join(parts))
     lines += [
         "",
