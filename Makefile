@@ -70,7 +70,9 @@ test-e2e: deps
 
 lint: venv ## ruff + mypy
 	@$(VENV)/bin/ruff check operator serving-image hack tests bench
-	@$(VENV)/bin/mypy operator/modeldeploy serving-image/mdserve hack/devcluster
+	@$(VENV)/bin/mypy operator/modeldeploy serving-image/mdserve hack/devcluster hack/demo.py
+	@$(VENV)/bin/mypy tests bench
+	@cd serving-image/router-go && test -z "$$(gofmt -l .)" && go vet ./...
 
 crds: venv ## regenerate crds/ and the chart's copy from the schema source
 	@$(PY) -m modeldeploy.api.generate

@@ -26,7 +26,7 @@ import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 from kubernetes import client, config
@@ -133,7 +133,7 @@ def latency(crd: client.CustomObjectsApi, core: client.CoreV1Api, apps: client.A
                 svcs = core.list_namespaced_service(ns, label_selector=selector).items
                 if len(deps) == 1 and len(svcs) == 2:
                     t_children = time.perf_counter() - t0
-            obj = crd.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+            obj = cast(dict[str, Any], crd.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name))
             if (obj.get("status") or {}).get("phase") == "Healthy":
                 t_ready = time.perf_counter() - t0
             time.sleep(0.02)
@@ -153,7 +153,8 @@ def scale(crd: client.CustomObjectsApi, op: Operator, ns: str, count: int) -> di
     peak_rss = 0.0
     healthy = 0
     while True:
-        items = crd.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL)["items"]
+        listed = cast(dict[str, Any], crd.list_namespaced_custom_object(GROUP, VERSION, ns, PLURAL))
+        items = listed["items"]
         healthy = sum(1 for o in items if (o.get("status") or {}).get("phase") == "Healthy")
         peak_rss = max(peak_rss, op.rss_mib()[0])
         if healthy >= count:
@@ -204,7 +205,7 @@ def main() -> int:
     nodes = [node_manifest(EXTRA_NODE_BASE + i) for i in range(extra_nodes)]
     kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
 
-    api = config.new_client_from_config(config_file=kubeconfig)
+    api = config.new_client_from_config(config_file=kubeconfig)  # type: ignore[no-untyped-call]
     api.configuration.connection_pool_maxsize = 16
     crd, core, apps = client.CustomObjectsApi(api), client.CoreV1Api(api), client.AppsV1Api(api)
     run = uuid.uuid4().hex[:6]
@@ -225,7 +226,7 @@ def main() -> int:
         for ns in (lat_ns, scale_ns):
             subprocess.run(["kubectl", "delete", "namespace", ns, "--wait=false"], env=env,
                            capture_output=True, check=False)
-        node_names = [node["metadata"]["name"] for node in nodes]
+        node_names = [cast(dict[str, str], node["metadata"])["name"] for node in nodes]
         subprocess.run(["kubectl", "delete", "node", *node_names, "--wait=false"], env=env,
                        capture_output=True, check=False)
 

@@ -107,7 +107,8 @@ def http_throughput(
         wait_ready(f"http://127.0.0.1:{port}/v2/health/ready", process)
         url = f"http://127.0.0.1:{port}/v2/models/mlp/infer"
         run_wrk(url, script, 16, 3)
-        return run_wrk(url, script, 16, 10)
+        result: dict[str, float] = run_wrk(url, script, 16, 10)
+        return result
     finally:
         stop(process)
 

@@ -33,7 +33,7 @@ def ensure_mlserver() -> Path:
         # which uvloop >= 0.22 turns into an error: pin the uvloop it was released with.
         packages = ["mlserver==1.7.*", "mlserver-sklearn==1.7.*", "uvloop<0.22"]
         subprocess.run([pip, "install", "-q", *packages], check=True)
-    return binary
+    return Path(binary)
 
 
 def start_mdserve(model: Path, port: int, micro_batching: bool = True) -> subprocess.Popen[bytes]:

@@ -10,9 +10,9 @@ from typing import Any, cast
 import pytest
 
 from modeldeploy.api.spec import parse_spec
-from modeldeploy.delivery import Delivery, PrometheusClient, Unavailable, primary_plan
+from modeldeploy.delivery import Delivery, Unavailable, primary_plan
 from modeldeploy.kube.client import KubeClient
-from modeldeploy.prometheus import QueryResult, Sample
+from modeldeploy.prometheus import PrometheusClient, QueryResult, Sample
 from modeldeploy.render.variants import resolve
 from modeldeploy.revisions import VariantRevisions
 from modeldeploy.rollout.engine import Decision
@@ -103,7 +103,7 @@ def test_querier_address_timeout_and_token() -> None:
     client = delivery(Settings(prometheus_url="http://prom:9090", prometheus_timeout=3)).querier(cfg, "ns1")
     assert isinstance(client, PrometheusClient) and (client.url, client.timeout) == ("http://prom:9090", 3)
 
-    own = parse_spec({**CANARY, "rollout": {**CANARY["rollout"], "prometheus": {
+    own = parse_spec({**CANARY, "rollout": {**cast(dict[str, Any], CANARY["rollout"]), "prometheus": {
         "address": "http://own:9090", "timeoutSeconds": 1.5, "authSecretRef": {"name": "prom"}}}}).rollout
     token = {"data": {"token": base64.b64encode(b"s3cret\n").decode()}}
     client = delivery(kube=FakeKube({("ns1", "prom"): token})).querier(own, "ns1")

@@ -224,10 +224,12 @@ class DiscoveryClient(KubeClient):
 
 
 def test_gateway_api_discovery_is_cached_and_404_means_missing(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
     import modeldeploy.kube.client as client
 
     now = [100.0]
-    monkeypatch.setattr(client.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     kube = DiscoveryClient([
         ApiError(404, "GET", client.GATEWAY_API, "{}"),
         {"resources": [{"name": "gateways"}, {"name": "httproutes"}]},

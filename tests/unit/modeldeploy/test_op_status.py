@@ -102,7 +102,7 @@ def test_problem_keeps_reporting_the_running_revisions() -> None:
     md["status"] = compute(md, ONE, {"m-primary-r1": dep(1, 1)}, {"primary": 100}, None, False, T0)
     bad = compute(md, None, {"m-primary-r1": dep(1, 1)}, {}, Problem("InvalidSpec", "spec.x: bad"), False, T1)
     assert bad["phase"] == "Degraded" and "spec.x: bad" in bad["message"]
-    assert condition_of(bad, "Ready") | {"lastTransitionTime": ""} == {
+    assert {**condition_of(bad, "Ready"), "lastTransitionTime": ""} == {
         "type": "Ready",
         "status": "False",
         "reason": "InvalidSpec",
