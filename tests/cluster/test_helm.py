@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -94,6 +95,20 @@ def release(cluster: ClusterHandle, namespace: str) -> Iterator[Release]:
         yield rel
     finally:
         rel.uninstall()
+
+
+@pytest.fixture
+def unwatched_release(cluster: ClusterHandle, kubectl: Kubectl) -> Iterator[Release]:
+    """A release in a namespace outside the session operator's `t-*` pattern (tests/cluster/conftest.py): the
+    operator under test must be the only one reconciling there, or another one's calls would be counted."""
+    ns = f"helm-{uuid.uuid4().hex[:8]}"
+    kubectl("create", "namespace", ns, check=True)
+    rel = Release(cluster, ns)
+    try:
+        yield rel
+    finally:
+        rel.uninstall()
+        kubectl("delete", "namespace", ns, "--wait=false")
 
 
 def labelled(kubectl: Kubectl, kinds: str, selector: str, namespace: str | None) -> list[str]:
@@ -361,11 +376,12 @@ def healthy(status: dict[str, Any]) -> bool:
 
 @pytest.mark.slow
 def test_operator_reconciles_under_the_chart_service_account(
-    release: Release, cluster: ClusterHandle, kubectl: Kubectl, tmp_path: Path
+    unwatched_release: Release, cluster: ClusterHandle, kubectl: Kubectl, tmp_path: Path
 ) -> None:
     """Runs `python -m modeldeploy` with nothing but a token of the chart's ServiceAccount (cluster-wide
     RBAC), watching only this test's namespace, through a rollout; no call may be refused, and every call it
     made is one the RBAC derivation in tests/unit/helm/chart.py accounts for."""
+    release = unwatched_release
     ns = release.namespace
     release.install()
     kubeconfig = service_account_kubeconfig(kubectl, ns, release.fullname, tmp_path / "sa.kubeconfig")
