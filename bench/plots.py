@@ -35,16 +35,20 @@ def plot_serving(data: dict[str, Any]) -> Path:
     runs: dict[str, list[dict[str, float]]] = data["runs"]
     names = list(runs)
     fig, (ax_rps, ax_p99) = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, field, title in ((ax_rps, "rps", "requests/s (higher is better)"),
-                             (ax_p99, "p99_ms", "p99 latency, ms (lower is better)")):
+    for ax, field, title in (
+        (ax_rps, "rps", "requests/s (higher is better)"),
+        (ax_p99, "p99_ms", "p99 latency, ms (lower is better)"),
+    ):
         medians = [statistics.median(r[field] for r in runs[n]) for n in names]
         ax.bar(names, medians, color=["#2b7bba", "#7fb3d5", "#d98c5f"][: len(names)])
         for i, n in enumerate(names):  # every round as a dot: the machine is noisy
             ax.scatter([i] * len(runs[n]), [r[field] for r in runs[n]], color="black", s=10, zorder=3)
         ax.set_title(title)
         ax.tick_params(axis="x", labelrotation=15)
-    fig.suptitle(f"sklearn iris over V2 JSON, {data['connections']} connections (bars: median of "
-                 f"{data['rounds']} rounds)")
+    fig.suptitle(
+        f"sklearn iris over V2 JSON, {data['connections']} connections (bars: median of "
+        f"{data['rounds']} rounds)"
+    )
     fig.tight_layout()
     return save(fig, "serving_sklearn_vs_mlserver.png")
 
@@ -80,18 +84,27 @@ def plot_router(data: dict[str, Any]) -> Path:
 
 
 def plot_rollout(data: dict[str, Any]) -> Path:
-    """A rollout timeline: canary weight over time with the analysis verdicts and the decision."""
-    points: list[dict[str, Any]] = data["timeline"]
-    t = [p["t"] for p in points]
-    fig, ax = plt.subplots(figsize=(10, 4))
-    ax.step(t, [p["canary_weight"] for p in points], where="post", label="canary weight at the router (%)")
-    for marker in data.get("markers", []):
-        ax.axvline(marker["t"], color="grey", linestyle="--", linewidth=0.8)
-        ax.annotate(marker["label"], (marker["t"], 102), rotation=20, fontsize=8, ha="left", va="bottom")
-    ax.set_xlabel("seconds since the rollout started")
-    ax.set_ylim(0, 115)
-    ax.legend(loc="center right")
-    ax.set_title(data.get("title", "rollout timeline"))
+    """Rollout timelines: the canary's share at the router over time, with the operator's decisions."""
+    series: list[dict[str, Any]] = data["series"]
+    fig, axes = plt.subplots(len(series), 1, figsize=(11, 3.6 * len(series)), squeeze=False)
+    for ax, one in zip(axes[:, 0], series, strict=True):
+        points = one["points"]
+        end = max([p["t"] for p in points] + [m["t"] for m in one["markers"]]) + 1
+        ax.step(
+            [p["t"] for p in points] + [end],
+            [p["canary_weight"] for p in points] + [points[-1]["canary_weight"]],
+            where="post",
+            label="canary share at the router (%)",
+        )
+        for i, marker in enumerate(one["markers"]):
+            color = "red" if "Fail" in marker["label"] or "RolledBack" in marker["label"] else "grey"
+            ax.axvline(marker["t"], color=color, linestyle="--", linewidth=0.7)
+            ax.annotate(marker["label"], (marker["t"], 104 + (i % 3) * 9), fontsize=7, ha="left")
+        ax.set_ylim(0, 135)
+        ax.set_xlim(-1, end)
+        ax.set_ylabel("%")
+        ax.set_title(one["title"], loc="left")
+    axes[-1, 0].set_xlabel("seconds since kubectl apply")
     fig.tight_layout()
     return save(fig, "rollout_timeline.png")
 

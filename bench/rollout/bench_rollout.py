@@ -60,8 +60,9 @@ def shifts(watcher: RolloutWatcher, canary: str, after: float) -> list[tuple[str
         if at < after or e["kind"] not in ("Step", "RolledBack", "Promoted"):
             continue
         want = {"Step": float(e["weight"]), "RolledBack": 0.0, "Promoted": 100.0}[e["kind"]]
-        table = _first(watcher.tables, lambda t, want=want: round(canary_percent(t.weights, backend)) == want,
-                       at - 1.0)
+        table = _first(
+            watcher.tables, lambda t, want=want: round(canary_percent(t.weights, backend)) == want, at - 1.0
+        )
         if table is not None:
             label = f"{e['kind']} {e['weight']}%" if e["kind"] == "Step" else e["kind"]
             out.append((label, table.applied_at - at))
@@ -72,6 +73,28 @@ def _first(tables: list[TableChange], check: Any, after: float) -> TableChange |
     return next((t for t in tables if t.applied_at >= after and check(t)), None)
 
 
+RESULTS = Path(__file__).resolve().parent / "results" / "rollout.json"
+
+
+def timeline(
+    watcher: RolloutWatcher, canary: str, after: float, title: str, marks: list[tuple[float, str]]
+) -> dict[str, Any]:
+    """The canary's share at the router over time (seconds since `after`), for bench/plots.py."""
+    backend = f"primary-{canary}"
+    points = [
+        {"t": round(t.applied_at - after, 3), "canary_weight": canary_percent(t.weights, backend)}
+        for t in watcher.tables
+        if t.applied_at >= after
+    ]
+    markers = [{"t": round(at - after, 3), "label": label} for at, label in marks]
+    for e in watcher.entries:
+        at = parse_time(e["at"])
+        if at >= after and e["kind"] in ("Step", "RolledBack", "Promoted", "Analysis"):
+            verdict = e.get("outcome", "") if e["kind"] == "Analysis" else ""
+            markers.append({"t": round(at - after, 3), "label": f"{e['kind']} {verdict}".strip()})
+    return {"title": title, "points": [{"t": 0.0, "canary_weight": 0.0}, *points], "markers": markers}
+
+
 def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, Any]:
     load = stack.traffic(NAME, rate=25).start()
     watcher = RolloutWatcher(stack, NAME, period=0.1, since=time.time()).start()
@@ -79,8 +102,9 @@ def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, 
         load.wait_answers(20, 60)
         applied = time.time()
         stack.apply(md_manifest(NAME, stack.ns, model, ROLLOUT))
-        canary = wait_state(stack, lambda r: r.get("canaryRevision") not in (None, stable), 180,
-                            "the canary")["canaryRevision"]
+        canary = wait_state(
+            stack, lambda r: r.get("canaryRevision") not in (None, stable), 180, "the canary"
+        )["canaryRevision"]
         wait_state(stack, lambda r: r.get("phase") == "RolledBack", 300, "the rollback")
         backend = f"primary-{canary}"
         stack.wait(lambda: (stack.router_weights(NAME) or {}).get(backend, 0) == 0, 60, "router weight 0")
@@ -90,15 +114,27 @@ def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, 
         load.stop()
     failed = [a for a in load.snapshot(applied) if a.variant == backend and a.code >= 500]
     served = [a for a in load.snapshot(applied) if a.variant == backend]
-    zero = _first(watcher.tables, lambda t: t.weights.get(backend, 0) == 0 and any(
-        s.weights.get(backend, 0) > 0 for s in watcher.tables if s.applied_at < t.applied_at), applied)
+    zero = _first(
+        watcher.tables,
+        lambda t: (
+            t.weights.get(backend, 0) == 0
+            and any(s.weights.get(backend, 0) > 0 for s in watcher.tables if s.applied_at < t.applied_at)
+        ),
+        applied,
+    )
     first_traffic = _first(watcher.tables, lambda t: t.weights.get(backend, 0) > 0, applied)
     if not failed or zero is None or first_traffic is None:
         raise RuntimeError(f"incomplete measurement: {len(failed)} failures, tables {watcher.tables}")
-    return {"onset_to_zero": zero.applied_at - failed[0].at,
-            "traffic_to_zero": zero.applied_at - first_traffic.applied_at,
-            "apply_to_zero": zero.applied_at - applied,
-            "shifts": shifts(watcher, canary, applied), "served": len(served), "failed": len(failed)}
+    marks = [(applied, "kubectl apply"), (failed[0].at, "first failed request")]
+    return {
+        "timeline": timeline(watcher, canary, applied, "bad canary: rolled back", marks),
+        "onset_to_zero": zero.applied_at - failed[0].at,
+        "traffic_to_zero": zero.applied_at - first_traffic.applied_at,
+        "apply_to_zero": zero.applied_at - applied,
+        "shifts": shifts(watcher, canary, applied),
+        "served": len(served),
+        "failed": len(failed),
+    }
 
 
 Shifts = list[tuple[str, float]]
@@ -111,16 +147,29 @@ def promote_once(stack: Stack, stable: str, model: ModelArtifact) -> tuple[str, 
         load.wait_answers(20, 60)
         applied = time.time()
         stack.apply(md_manifest(NAME, stack.ns, model, ROLLOUT))
-        canary = wait_state(stack, lambda r: r.get("canaryRevision") not in (None, stable), 180,
-                            "the canary")["canaryRevision"]
-        wait_state(stack, lambda r: r.get("phase") == "Stable" and r.get("stableRevision") == canary, 300,
-                   "the promotion")
+        canary = wait_state(
+            stack, lambda r: r.get("canaryRevision") not in (None, stable), 180, "the canary"
+        )["canaryRevision"]
+        wait_state(
+            stack,
+            lambda r: r.get("phase") == "Stable" and r.get("stableRevision") == canary,
+            300,
+            "the promotion",
+        )
         stack.wait(lambda: (stack.router_weights(NAME) or {}).get(f"primary-{stable}", 0) == 0, 60, "v1 at 0")
         time.sleep(1.0)
     finally:
         watcher.stop()
         load.stop()
+    series = timeline(
+        watcher, canary, applied, "good canary: promoted step by step", [(applied, "kubectl apply")]
+    )
+    RESULTS.parent.mkdir(exist_ok=True)
+    PROMOTION_SERIES.append(series)
     return canary, shifts(watcher, canary, applied), time.time() - applied
+
+
+PROMOTION_SERIES: list[dict[str, Any]] = []
 
 
 def _stats(values: list[float]) -> str:
@@ -153,9 +202,8 @@ def render(rollbacks: list[dict[str, Any]], promotion: Shifts, promote_s: float,
         "",
         "Times are wall-clock on one machine: the operator's timeline `at` (taken when the reconcile that",
         "decided starts, before its Prometheus queries) and the router's own `applied_at` (`GET /-/routes`).",
-        "A canary's first step coincides with its model server process appearing; the pod bridge then",
-        "restarts the router process (its backend overrides change), so that shift includes a router start:",
-        "in a cluster the router resolves the new Service without restarting.",
+        "A canary's first step coincides with its model server process appearing; the Go router picks the",
+        "new Service's local address up from the pod bridge's Service map without restarting.",
         "",
         "| measure | value | goal |",
         "|---|---:|---:|",
@@ -167,7 +215,7 @@ def render(rollbacks: list[dict[str, Any]], promotion: Shifts, promote_s: float,
         f"{_stats([r['apply_to_zero'] for r in rollbacks])} | |",
         f"| decision (timeline entry) -> route table applied by the router: later steps, rollbacks, "
         f"promotions | {_stats(rest)} | <= 1 s |",
-        f"| the same for a canary's first step (includes a router process restart by the pod bridge) | "
+        f"| the same for a canary's first step (its Service just appeared) | "
         f"{_stats(first)} | <= 1 s |",
         f"| all decisions | {_stats([d for _, d in every])} | |",
         f"| `kubectl apply` of a good model -> promoted (2 steps) | {promote_s:.1f} s | |",
@@ -190,15 +238,16 @@ def write_section(text: str) -> None:
     begin, end = "<!-- BEGIN rollout -->", "<!-- END rollout -->"
     block = f"{begin}\n{text.rstrip()}\n{end}"
     if begin in doc and end in doc:
-        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end):]
+        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end) :]
     else:
         doc = doc.rstrip() + "\n\n" + block + "\n"
     path.write_text(doc)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rollbacks", type=int, default=3, help="bad canaries rolled back (default 3)")
     parser.add_argument("--no-write", action="store_true", help="print, leave docs/benchmarks.md alone")
     args = parser.parse_args()
@@ -207,24 +256,47 @@ def main() -> int:
     bad = [train("faulty", f"2.{i}", work) for i in range(args.rollbacks)]
     better = train("good", "3", work, seed=2)
     with Stack(StackOptions(namespace="bench-rollout", workdir=work / "stack", log=say)) as stack:
-        stack.kubectl("delete", "md", NAME, "-n", stack.ns, "--ignore-not-found", "--cascade=foreground",
-                      "--timeout=120s")
+        stack.kubectl(
+            "delete",
+            "md",
+            NAME,
+            "-n",
+            stack.ns,
+            "--ignore-not-found",
+            "--cascade=foreground",
+            "--timeout=120s",
+        )
         stack.apply(md_manifest(NAME, stack.ns, good, ROLLOUT))
-        stable = wait_state(stack, lambda r: r.get("phase") == "Stable" and r.get("stableRevision"), 240,
-                            "v1")["stableRevision"]
+        stable = wait_state(
+            stack, lambda r: r.get("phase") == "Stable" and r.get("stableRevision"), 240, "v1"
+        )["stableRevision"]
         stack.wait(lambda: (stack.router_weights(NAME) or {}).get(f"primary-{stable}"), 240, "the router")
         rollbacks = []
         for i, model in enumerate(bad, 1):
             say(f"bad canary {i}/{len(bad)}")
             rollbacks.append(rollback_once(stack, stable, model))
             say(f"  {rollbacks[-1]}")
-        router = " ".join(json.loads(stack.kubectl(
-            "get", "deployment", f"{NAME}-router", "-n", stack.ns, "-o",
-            "jsonpath={.spec.template.spec.containers[0].command}").stdout or "[]"))
+        router = " ".join(
+            json.loads(
+                stack.kubectl(
+                    "get",
+                    "deployment",
+                    f"{NAME}-router",
+                    "-n",
+                    stack.ns,
+                    "-o",
+                    "jsonpath={.spec.template.spec.containers[0].command}",
+                ).stdout
+                or "[]"
+            )
+        )
         say("good canary")
         _, promotion, promote_s = promote_once(stack, stable, better)
         stack.delete(NAME)
     text = render(rollbacks, promotion, promote_s, router)
+    RESULTS.write_text(
+        json.dumps({"series": [rollbacks[-1]["timeline"], *PROMOTION_SERIES]}, indent=1) + "\n"
+    )
     print(text)
     if not args.no_write:
         write_section(text)
