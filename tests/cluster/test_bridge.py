@@ -193,7 +193,7 @@ def test_prometheus_discovers_bridged_processes(bridge: PodBridge, kubectl: Kube
 
 def test_serves_a_real_sklearn_model(bridge: PodBridge, kubectl: Kubectl, namespace: str,
                                      tmp_path: Path) -> None:
-    joblib = pytest.importorskip("joblib")
+    import joblib
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 

@@ -8,14 +8,12 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 import orjson
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-tf = pytest.importorskip("tensorflow")
-keras = pytest.importorskip("keras")
 
 
 @pytest.fixture(scope="module")
