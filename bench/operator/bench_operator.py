@@ -33,6 +33,7 @@ from kubernetes import client, config
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "hack"))
+from devcluster import benchmarks_doc  # noqa: E402
 from devcluster.crds import wait_crd_established  # noqa: E402
 from devcluster.nodes import node_manifest  # noqa: E402
 
@@ -175,15 +176,8 @@ def scale(crd: client.CustomObjectsApi, op: Operator, ns: str, count: int) -> di
 
 
 def write_section(text: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    begin, end = "<!-- BEGIN operator -->", "<!-- END operator -->"
-    block = f"{begin}\n{text.rstrip()}\n{end}"
-    if begin in doc and end in doc:
-        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end):]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
+    """Rewrites the `operator` section of docs/benchmarks.md."""
+    benchmarks_doc.write_section("operator", text)
 
 
 def main() -> int:

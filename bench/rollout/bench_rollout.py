@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from devcluster import benchmarks_doc
 from devcluster.e2e_models import ModelArtifact, train
 from devcluster.e2e_rollout import (
     RolloutWatcher,
@@ -233,15 +234,8 @@ def render(rollbacks: list[dict[str, Any]], promotion: Shifts, promote_s: float,
 
 
 def write_section(text: str) -> None:
-    path = REPO / "docs" / "benchmarks.md"
-    doc = path.read_text() if path.exists() else "# Benchmarks\n"
-    begin, end = "<!-- BEGIN rollout -->", "<!-- END rollout -->"
-    block = f"{begin}\n{text.rstrip()}\n{end}"
-    if begin in doc and end in doc:
-        doc = doc[: doc.index(begin)] + block + doc[doc.index(end) + len(end) :]
-    else:
-        doc = doc.rstrip() + "\n\n" + block + "\n"
-    path.write_text(doc)
+    """Rewrites the `rollout` section of docs/benchmarks.md."""
+    benchmarks_doc.write_section("rollout", text)
 
 
 def main() -> int:

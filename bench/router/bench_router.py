@@ -32,9 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from devcluster import benchmarks_doc
+
 ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- BEGIN router -->", "<!-- END router -->"
 BODY = '{"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [1, 2, 3, 4]}]}'
 
 
@@ -268,15 +268,8 @@ def kube_change_latency(
 
 
 def write_section(text: str) -> None:
-    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in current and END in current:
-        start, end = current.index(BEGIN), current.index(END) + len(END)
-        current = current[:start] + section + current[end:]
-    else:
-        current = current.rstrip() + "\n\n" + section + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(current)
+    """Rewrites the `router` section of docs/benchmarks.md."""
+    benchmarks_doc.write_section("router", text)
 
 
 RESULTS = Path(__file__).resolve().parent / "results" / "router.json"

@@ -31,9 +31,9 @@ sys.path.insert(0, str(HERE))
 
 import bench_router as br  # noqa: E402  (reused, not modified)
 
+from devcluster import benchmarks_doc  # noqa: E402
+
 ROOT = HERE.parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- BEGIN router-go -->", "<!-- END router-go -->"
 RESULTS = HERE / "results" / "router_go.json"
 TARGETS = ("direct", "nginx", "python", "go", "go1")
 """``go1`` is the Go router with GOMAXPROCS=1: one core, like nginx's single worker and the Python process."""
@@ -47,14 +47,8 @@ def build_go_router() -> Path:
 
 
 def write_section(text: str) -> None:
-    section = f"{BEGIN}\n{text.rstrip()}\n{END}"
-    current = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in current and END in current:
-        start, end = current.index(BEGIN), current.index(END) + len(END)
-        current = current[:start] + section + current[end:]
-    else:
-        current = current.rstrip() + "\n\n" + section + "\n"
-    DOC.write_text(current)
+    """Rewrites the `router-go` section of docs/benchmarks.md."""
+    benchmarks_doc.write_section("router-go", text)
 
 
 def kube_change_latency_go(

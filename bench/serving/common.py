@@ -14,10 +14,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from devcluster import benchmarks_doc
+
 ROOT = Path(__file__).resolve().parents[2]
 RESULTS = Path(__file__).resolve().parent / "results"
-DOC = ROOT / "docs" / "benchmarks.md"
-BEGIN, END = "<!-- BEGIN serving -->", "<!-- END serving -->"
 
 
 def free_port() -> int:
@@ -89,14 +89,6 @@ def load_part(name: str) -> dict[str, Any] | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def write_section(markdown: str) -> None:
-    """Replace only our section of docs/benchmarks.md (create the file or the section if missing)."""
-    block = f"{BEGIN}\n{markdown.rstrip()}\n{END}"
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        start, end = text.index(BEGIN), text.index(END) + len(END)
-        text = text[:start] + block + text[end:]
-    else:
-        text = text.rstrip() + "\n\n" + block + "\n"
-    DOC.parent.mkdir(parents=True, exist_ok=True)
-    DOC.write_text(text)
+def write_section(text: str) -> None:
+    """Rewrites the `serving` section of docs/benchmarks.md."""
+    benchmarks_doc.write_section("serving", text)
