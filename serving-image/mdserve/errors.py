@@ -113,3 +113,11 @@ ERROR_KINDS: tuple[str, ...] = (
     "not_ready",
     "model_error",
 )
+
+
+def _statuses(cls: type[MdserveError]) -> set[int]:
+    return {cls.status}.union(*(_statuses(sub) for sub in cls.__subclasses__()))
+
+
+#: Every HTTP status an error of the server can carry (its subclasses included), for pre-declared metrics.
+ERROR_STATUSES: tuple[int, ...] = tuple(sorted(_statuses(MdserveError)))

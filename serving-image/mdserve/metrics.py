@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 
-from mdserve.errors import ERROR_KINDS
+from mdserve.errors import ERROR_KINDS, ERROR_STATUSES
 from mdserve.feedback import Score
 from mdserve.runtimes.base import Array
 
@@ -16,6 +16,8 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 
 BASE_LABELS = ("model", "version", "variant", "revision")
 PROTOCOLS = ("v2", "v1", "feedback", "other")
+#: Protocols whose requests the canary analysis counts (success rate, latency).
+INFERENCE_PROTOCOLS = ("v2", "v1")
 #: From 100 µs (a small sklearn model in-process) to 10 s (a cold TF graph on a loaded node).
 LATENCY_BUCKETS = (
     0.0001,
@@ -121,7 +123,14 @@ class ServerMetrics:
         )
         self._duration_by_protocol = {p: self.duration.labels(*base, p) for p in PROTOCOLS}
         self._errors_by_kind = {k: self.errors.labels(*base, k) for k in ERROR_KINDS}
-        self._requests_by_key: dict[tuple[str, int], Counter] = {}
+        # Every code an inference request can end with exists at 0 from start-up: Prometheus' increase()
+        # cannot see a series' first sample, so a lazily created 5xx series would hide the first error
+        # burst from the canary analysis, and an absent one reads as "no data" instead of "no errors".
+        self._requests_by_key: dict[tuple[str, int], Counter] = {
+            (p, code): self.requests.labels(*base, p, str(code))
+            for p in INFERENCE_PROTOCOLS
+            for code in (200, *ERROR_STATUSES)
+        }
         self.inflight_child = self.inflight.labels(*base)
         self._value_child = self.prediction_value.labels(*base)
         self._correct = self.feedback.labels(*base, "correct")

@@ -120,3 +120,12 @@ def test_metrics_are_prometheus_text_with_contract_names(iris_model: SklearnMode
     assert value("mdserve_feedback_total", outcome="incorrect") == 1
     assert value("mdserve_request_duration_seconds_count", protocol="v2") == 1
     assert value("mdserve_inflight_requests") == 1  # the /metrics request itself
+    # Error series exist from the start at 0, so increase() sees the first 5xx burst of a canary.
+    assert value("mdserve_requests_total", protocol="v2", code="500") == 0
+    assert value("mdserve_requests_total", protocol="v1", code="503") == 0
+
+
+def test_every_error_status_is_pre_declared() -> None:
+    from mdserve.errors import ERROR_STATUSES
+
+    assert {400, 404, 405, 413, 415, 500, 503} <= set(ERROR_STATUSES)
