@@ -119,6 +119,79 @@ def run_wrk(url: str, connections: int, seconds: int, script: Path) -> WrkResult
     return WrkResult(rps, pct["50"], pct["99"], errors)
 
 
+Results = dict[tuple[str, str], list[WrkResult]]
+"""(mode, target) -> one wrk result per round."""
+
+
+def post_script(tmp: Path) -> Path:
+    """The wrk script POSTing the inference body."""
+    script = tmp / "post.lua"
+    script.write_text(
+        f"wrk.method = 'POST'\nwrk.body = '{BODY}'\nwrk.headers['Content-Type'] = 'application/json'\n"
+    )
+    return script
+
+
+def run_rounds(targets: dict[str, str], modes: dict[str, int], rounds: int, seconds: int,
+               script: Path) -> Results:
+    """Warm every target up, then `rounds` interleaved rounds of every (mode, target) cell."""
+    results: Results = {}
+    for url in targets.values():  # warm-up: pools filled, code paths hot
+        run_wrk(url, 8, 1, script)
+    for r in range(rounds):
+        for mode, conns in modes.items():
+            for name, url in targets.items():
+                res = run_wrk(url, conns, seconds, script)
+                results.setdefault((mode, name), []).append(res)
+                print(
+                    f"round {r + 1} {mode:28} {name:7} p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
+                    f"{res.rps:9.0f} req/s  errors {res.errors}",
+                    flush=True,
+                )
+    return results
+
+
+def median_of(results: Results) -> Callable[[str, str, str], float]:
+    """med(mode, target, field): the median of one WrkResult field over the rounds."""
+
+    def med(mode: str, name: str, field: str) -> float:
+        return float(statistics.median(getattr(x, field) for x in results[(mode, name)]))
+
+    return med
+
+
+def latency_table(modes: dict[str, int], targets: dict[str, str], results: Results) -> list[str]:
+    """The markdown table of medians, with the latency each proxy adds over `direct`."""
+    med = median_of(results)
+    lines = [
+        "| mode | target | p50 ms | p99 ms | req/s | added p50 ms | added p99 ms | errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for mode in modes:
+        base50, base99 = med(mode, "direct", "p50_ms"), med(mode, "direct", "p99_ms")
+        for name in targets:
+            p50, p99 = med(mode, name, "p50_ms"), med(mode, name, "p99_ms")
+            errors = sum(x.errors for x in results[(mode, name)])
+            added = "" if name == "direct" else f"{p50 - base50:.3f}"
+            added99 = "" if name == "direct" else f"{p99 - base99:.3f}"
+            lines.append(
+                f"| {mode} | {name} | {p50:.3f} | {p99:.3f} | {med(mode, name, 'rps'):.0f} | {added} | "
+                f"{added99} | {errors} |"
+            )
+    return lines
+
+
+def stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM in reverse start order, SIGKILL whatever is still up after 15 s."""
+    for p in reversed(procs):
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+
+
 def change_latency(
     router_url: str, routes: Path, admin: str, token: str, repeats: int = 5
 ) -> dict[str, float]:
@@ -374,24 +447,9 @@ def main() -> int:
         for url in targets.values():
             wait_up(url)
         wait_up(f"http://127.0.0.1:{router_port}/-/ready")
-        script = tmp / "post.lua"
-        script.write_text(
-            f"wrk.method = 'POST'\nwrk.body = '{BODY}'\nwrk.headers['Content-Type'] = 'application/json'\n"
-        )
+        script = post_script(tmp)
         modes = {"latency (1 connection)": 1, "throughput (32 connections)": 32}
-        results: dict[tuple[str, str], list[WrkResult]] = {}
-        for url in targets.values():  # warm-up: pools filled, code paths hot
-            run_wrk(url, 8, 1, script)
-        for r in range(args.rounds):
-            for mode, conns in modes.items():
-                for name, url in targets.items():
-                    res = run_wrk(url, conns, args.seconds, script)
-                    results.setdefault((mode, name), []).append(res)
-                    print(
-                        f"round {r + 1} {mode:28} {name:7} p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
-                        f"{res.rps:9.0f} req/s  errors {res.errors}",
-                        flush=True,
-                    )
+        results = run_rounds(targets, modes, args.rounds, args.seconds, script)
         changes = change_latency(
             f"http://127.0.0.1:{router_port}", routes, f"http://127.0.0.1:{admin_port}/-/routes", token
         )
@@ -402,17 +460,10 @@ def main() -> int:
             except (OSError, AssertionError, TimeoutError) as exc:  # the split figures above still stand
                 print(f"ConfigMap-watch measurement failed: {exc!r}", file=sys.stderr)
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def med(mode: str, name: str, field: str) -> float:
-        return float(statistics.median(getattr(x, field) for x in results[(mode, name)]))
+    med = median_of(results)
 
     save_results(args, modes, targets, results, med)
 
@@ -428,21 +479,11 @@ def main() -> int:
         f"load: `wrk -t1`, POST of a {len(BODY)}-byte JSON body, {args.seconds} s per cell, "
         f"medians over {args.rounds} interleaved rounds.",
         "",
-        "| mode | target | p50 ms | p99 ms | req/s | added p50 ms | added p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        *latency_table(modes, targets, results),
     ]
     ratios = {}
     for mode in modes:
-        base50, base99 = med(mode, "direct", "p50_ms"), med(mode, "direct", "p99_ms")
-        for name in targets:
-            p50, p99 = med(mode, name, "p50_ms"), med(mode, name, "p99_ms")
-            errors = sum(x.errors for x in results[(mode, name)])
-            added = "" if name == "direct" else f"{p50 - base50:.3f}"
-            added99 = "" if name == "direct" else f"{p99 - base99:.3f}"
-            lines.append(
-                f"| {mode} | {name} | {p50:.3f} | {p99:.3f} | {med(mode, name, 'rps'):.0f} | {added} | "
-                f"{added99} | {errors} |"
-            )
+        base50 = med(mode, "direct", "p50_ms")
         ng, rt = med(mode, "nginx", "p50_ms") - base50, med(mode, "router", "p50_ms") - base50
         ratios[mode] = (
             rt / ng if ng > 0 else float("inf"),

@@ -18,8 +18,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -148,27 +146,12 @@ def main() -> int:
         for url in targets.values():
             br.wait_up(url)
         br.wait_up(f"http://127.0.0.1:{go_port}/-/ready")
-        script = tmp / "post.lua"
-        script.write_text(
-            f"wrk.method = 'POST'\nwrk.body = '{br.BODY}'\nwrk.headers['Content-Type'] = 'application/json'\n"
-        )
+        script = br.post_script(tmp)
         modes = {
             (f"latency ({c} connection)" if c == 1 else f"throughput ({c} connections)"): c
             for c in (int(x) for x in args.connections.split(","))
         }
-        results: dict[tuple[str, str], list[br.WrkResult]] = {}
-        for url in targets.values():  # warm-up: pools filled, code paths hot
-            br.run_wrk(url, 8, 1, script)
-        for r in range(args.rounds):
-            for mode, conns in modes.items():
-                for name, url in targets.items():
-                    res = br.run_wrk(url, conns, args.seconds, script)
-                    results.setdefault((mode, name), []).append(res)
-                    print(
-                        f"round {r + 1} {mode:28} {name:7} p50 {res.p50_ms:.3f} ms  p99 {res.p99_ms:.3f} ms  "
-                        f"{res.rps:9.0f} req/s  errors {res.errors}",
-                        flush=True,
-                    )
+        results = br.run_rounds(targets, modes, args.rounds, args.seconds, script)
         changes = br.change_latency(
             f"http://127.0.0.1:{go_port}", go_routes, f"http://127.0.0.1:{admin_port}/-/routes", token
         )
@@ -179,17 +162,10 @@ def main() -> int:
             except (OSError, AssertionError, TimeoutError) as exc:  # the split figures above still stand
                 print(f"ConfigMap-watch measurement failed: {exc!r}", file=sys.stderr)
     finally:
-        for p in reversed(procs):
-            p.send_signal(signal.SIGTERM)
-        for p in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+        br.stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    def med(mode: str, name: str, field: str) -> float:
-        return float(statistics.median(getattr(x, field) for x in results[(mode, name)]))
+    med = br.median_of(results)
 
     command = (
         f".venv/bin/python bench/router/bench_router_go.py --rounds {args.rounds} --seconds {args.seconds}"
@@ -208,20 +184,10 @@ def main() -> int:
         f"load: `wrk -t1`, POST of a {len(br.BODY)}-byte JSON body, {args.seconds} s per cell, medians over "
         f"{args.rounds} interleaved rounds.",
         "",
-        "| mode | target | p50 ms | p99 ms | req/s | added p50 ms | added p99 ms | errors |",
-        "|---|---|---|---|---|---|---|---|",
+        *br.latency_table(modes, targets, results),
     ]
     for mode in modes:
-        base50, base99 = med(mode, "direct", "p50_ms"), med(mode, "direct", "p99_ms")
-        for name in targets:
-            p50, p99 = med(mode, name, "p50_ms"), med(mode, name, "p99_ms")
-            errors = sum(x.errors for x in results[(mode, name)])
-            added = "" if name == "direct" else f"{p50 - base50:.3f}"
-            added99 = "" if name == "direct" else f"{p99 - base99:.3f}"
-            lines.append(
-                f"| {mode} | {name} | {p50:.3f} | {p99:.3f} | {med(mode, name, 'rps'):.0f} | {added} | "
-                f"{added99} | {errors} |"
-            )
+        base50 = med(mode, "direct", "p50_ms")
         ng = med(mode, "nginx", "p50_ms") - base50
         for name in ("python", "go", "go1"):
             if name in targets:
