@@ -16,7 +16,9 @@ import pytest
 import requests
 import urllib3
 
-from .conftest import ServerProcess, iris_env
+from tests.integration.model_server import ServerProcess
+
+from .conftest import iris_env
 
 pytestmark = pytest.mark.integration
 

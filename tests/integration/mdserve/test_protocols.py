@@ -13,7 +13,9 @@ import requests
 import tritonclient.http as triton
 from prometheus_client.parser import text_string_to_metric_families
 
-from .conftest import ServerProcess, iris_env
+from tests.integration.model_server import ServerProcess
+
+from .conftest import iris_env
 
 pytestmark = pytest.mark.integration
 

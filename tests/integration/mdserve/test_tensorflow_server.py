@@ -13,7 +13,7 @@ import pytest
 import requests
 import tritonclient.http as triton
 
-from .conftest import ServerProcess
+from tests.integration.model_server import ServerProcess
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
