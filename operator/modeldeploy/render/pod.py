@@ -6,12 +6,15 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from modeldeploy.api.spec import EnvVar, ModelSpec, ServingSpec
+from modeldeploy.render.hardening import (
+    container_security_context,
+    http_probe,
+    pod_security_context,
+)
 from modeldeploy.render.naming import COMPONENT_SERVER, LABEL_REVISION, LABEL_VARIANT, base_labels
 
 CONTAINER = "mdserve"
 MODEL_MOUNT = "/mnt/models"
-NONROOT_UID = 65532
-"""The UID of distroless `nonroot`; the mdserve image must run as it (or any non-zero UID)."""
 
 
 def model_location(uri: str) -> tuple[str, dict[str, Any] | None, dict[str, Any] | None]:
@@ -52,16 +55,6 @@ def _env(
     return env
 
 
-def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
-    return {
-        "httpGet": {"path": path, "port": "http", "scheme": "HTTP"},
-        "periodSeconds": period,
-        "timeoutSeconds": 2,
-        "failureThreshold": failures,
-        "successThreshold": 1,
-    }
-
-
 def build_pod_template(
     md_name: str, variant: str, revision: str, model: ModelSpec, serving: ServingSpec, default_image: str
 ) -> dict[str, Any]:
@@ -88,17 +81,12 @@ def build_pod_template(
         "env": _env(variant, revision, model, uri, port, serving.env),
         # Loading or downloading a model can take minutes: the startup probe holds liveness off for up to 10
         # min.
-        "startupProbe": _probe("/v2/health/live", 5, 120),
-        "readinessProbe": _probe("/v2/health/ready", 5, 3),
-        "livenessProbe": _probe("/v2/health/live", 10, 3),
+        "startupProbe": http_probe("/v2/health/live", 5, 120),
+        "readinessProbe": http_probe("/v2/health/ready", 5, 3),
+        "livenessProbe": http_probe("/v2/health/live", 10, 3),
         # Gives endpoints controllers and proxies time to drop the pod before it stops accepting requests.
         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if serving.image_pull_policy:
@@ -118,13 +106,7 @@ def build_pod_template(
         # Model servers never call the Kubernetes API, and service links only pollute their environment.
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": NONROOT_UID,
-            "runAsGroup": NONROOT_UID,
-            "fsGroup": NONROOT_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(fs_group=True),
     }
     if serving.service_account_name:
         spec["serviceAccountName"] = serving.service_account_name

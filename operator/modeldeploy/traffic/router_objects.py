@@ -13,7 +13,11 @@ from typing import Any
 
 from mdserve.router.table import ROUTES_KEY, RouteTable
 from modeldeploy.api.base import Resources, SecretRef
-from modeldeploy.render.pod import NONROOT_UID
+from modeldeploy.render.hardening import (
+    container_security_context,
+    http_probe,
+    pod_security_context,
+)
 from modeldeploy.render.workload import with_hash
 from modeldeploy.traffic.names import (
     COMPONENT_ENTRY,
@@ -81,16 +85,6 @@ def build_router_rolebinding(md: Mapping[str, Any]) -> dict[str, Any]:
     })
 
 
-def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
-    return {
-        "httpGet": {"path": path, "port": "http", "scheme": "HTTP"},
-        "periodSeconds": period,
-        "timeoutSeconds": 2,
-        "failureThreshold": failures,
-        "successThreshold": 1,
-    }
-
-
 def _resources(r: Resources | None) -> dict[str, Any]:
     if r is None:
         return {k: dict(v) for k, v in DEFAULT_RESOURCES.items()}
@@ -125,17 +119,12 @@ def build_router_deployment(
             {"name": "MDROUTE_HOST", "value": "0.0.0.0"},
         ],
         # /-/ready stays 503 until a table is loaded: no traffic reaches a router without routes.
-        "readinessProbe": _probe("/-/ready", 2, 3),
-        "livenessProbe": _probe("/-/healthz", 10, 3),
+        "readinessProbe": http_probe("/-/ready", 2, 3),
+        "livenessProbe": http_probe("/-/healthz", 10, 3),
         # Endpoints controllers and proxies drop the pod before it stops accepting connections.
         "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
         "resources": _resources(router.resources),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "readOnlyRootFilesystem": True,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-        },
+        "securityContext": container_security_context(),
         "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
     }
     if image_pull_policy:
@@ -147,12 +136,7 @@ def build_router_deployment(
         "containers": [container],
         "volumes": [{"name": "tmp", "emptyDir": {}}],
         "terminationGracePeriodSeconds": 30,
-        "securityContext": {
-            "runAsNonRoot": True,
-            "runAsUser": NONROOT_UID,
-            "runAsGroup": NONROOT_UID,
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
+        "securityContext": pod_security_context(fs_group=False),
         # Spread replicas so one node loss never takes every router of a ModelDeployment.
         "topologySpreadConstraints": [{
             "maxSkew": 1,
