@@ -31,6 +31,7 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 from devcluster import benchmarks_doc
 
@@ -85,6 +86,49 @@ def proxy_conf(prefix: Path, port: int, ports: dict[str, int]) -> str:
         "proxy_set_header X-Request-Id $request_id; } }\n}\n"
     )
     return nginx_conf(prefix, http)
+
+
+@dataclass
+class Upstreams:
+    """Two nginx upstreams (stable, canary) and nginx's 90/10 `split_clients` proxy in front of them."""
+
+    ports: dict[str, int]
+    """Upstream name -> port."""
+    nginx_port: int
+    """Port of the nginx split proxy."""
+    routes: Path
+    """A 90/10 route table for the routers naming the upstreams by Service host (overridden to `ports`)."""
+    log: BinaryIO
+    """Where every process of the benchmark writes."""
+
+
+def start_upstreams(tmp: Path, procs: list[subprocess.Popen[bytes]]) -> Upstreams:
+    """Start both nginx processes (appended to `procs`) and write the routers' table."""
+    ports = {"stable": free_port(), "canary": free_port()}
+    up_dir, px_dir = tmp / "upstream", tmp / "proxy"
+    for d in (up_dir, px_dir):
+        d.mkdir()
+    (up_dir / "nginx.conf").write_text(upstream_conf(up_dir, ports))
+    nginx_port = free_port()
+    (px_dir / "nginx.conf").write_text(proxy_conf(px_dir, nginx_port, ports))
+    log = (tmp / "processes.log").open("wb")
+    for d in (up_dir, px_dir):
+        procs.append(
+            subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], stdout=log, stderr=log)
+        )
+    routes = tmp / "routes.json"
+    routes.write_text(
+        json.dumps(
+            {
+                "version": "bench",
+                "variants": [
+                    {"name": "stable", "backend": "http://demo-stable.bench.svc:8080", "weight": 90},
+                    {"name": "canary", "backend": "http://demo-canary.bench.svc:8080", "weight": 10},
+                ],
+            }
+        )
+    )
+    return Upstreams(ports, nginx_port, routes, log)
 
 
 @dataclass
@@ -388,30 +432,9 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="mdroute-bench-"))
     try:
-        ports = {"stable": free_port(), "canary": free_port()}
-        up_dir, px_dir = tmp / "upstream", tmp / "proxy"
-        for d in (up_dir, px_dir):
-            d.mkdir()
-        (up_dir / "nginx.conf").write_text(upstream_conf(up_dir, ports))
-        nginx_port, router_port, admin_port = free_port(), free_port(), free_port()
-        (px_dir / "nginx.conf").write_text(proxy_conf(px_dir, nginx_port, ports))
-        log = (tmp / "processes.log").open("wb")
-        for d in (up_dir, px_dir):
-            procs.append(
-                subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], stdout=log, stderr=log)
-            )
-        routes = tmp / "routes.json"
-        routes.write_text(
-            json.dumps(
-                {
-                    "version": "bench",
-                    "variants": [
-                        {"name": "stable", "backend": "http://demo-stable.bench.svc:8080", "weight": 90},
-                        {"name": "canary", "backend": "http://demo-canary.bench.svc:8080", "weight": 10},
-                    ],
-                }
-            )
-        )
+        up = start_upstreams(tmp, procs)
+        ports, nginx_port, routes, log = up.ports, up.nginx_port, up.routes, up.log
+        router_port, admin_port = free_port(), free_port()
         token = "bench-token"
         procs.append(
             subprocess.Popen(

@@ -77,30 +77,9 @@ def main() -> int:
     load_before = os.getloadavg()[0]
     tmp = Path(tempfile.mkdtemp(prefix="mdroute-go-bench-"))
     try:
-        ports = {"stable": br.free_port(), "canary": br.free_port()}
-        up_dir, px_dir = tmp / "upstream", tmp / "proxy"
-        for d in (up_dir, px_dir):
-            d.mkdir()
-        (up_dir / "nginx.conf").write_text(br.upstream_conf(up_dir, ports))
-        nginx_port, py_port, go_port, go1_port, admin_port = (br.free_port() for _ in range(5))
-        (px_dir / "nginx.conf").write_text(br.proxy_conf(px_dir, nginx_port, ports))
-        log = (tmp / "processes.log").open("wb")
-        for d in (up_dir, px_dir):
-            procs.append(
-                subprocess.Popen(["nginx", "-p", str(d), "-c", str(d / "nginx.conf")], stdout=log, stderr=log)
-            )
-        routes = tmp / "routes.json"
-        routes.write_text(
-            json.dumps(
-                {
-                    "version": "bench",
-                    "variants": [
-                        {"name": "stable", "backend": "http://demo-stable.bench.svc:8080", "weight": 90},
-                        {"name": "canary", "backend": "http://demo-canary.bench.svc:8080", "weight": 10},
-                    ],
-                }
-            )
-        )
+        up = br.start_upstreams(tmp, procs)
+        ports, nginx_port, routes, log = up.ports, up.nginx_port, up.routes, up.log
+        py_port, go_port, go1_port, admin_port = (br.free_port() for _ in range(4))
         common = [
             "--host", "127.0.0.1", "--routes-file", str(routes), "--log-level", "WARNING",
             "--backend-override", f"stable=http://127.0.0.1:{ports['stable']}",
