@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 import signal
@@ -13,6 +14,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import yaml
 
@@ -61,7 +63,9 @@ def scrape_config(targets: list[ScrapeTarget], interval: str) -> dict[str, objec
 class PrometheusServer:
     """Start with `with PrometheusServer([...]) as prom:`; `prom.url` is its HTTP API."""
 
-    def __init__(self, targets: list[ScrapeTarget], interval: str = "1s", binary: str | None = None) -> None:
+    def __init__(self, targets: list[ScrapeTarget], interval: str = "1s", binary: str | None = None,
+                 basic_auth: tuple[str, str] | None = None) -> None:
+        """`basic_auth`: (user, password) every HTTP request must carry (Prometheus' --web.config.file)."""
         found = binary or shutil.which("prometheus")
         if not found:
             raise PrometheusMissing(
@@ -73,6 +77,26 @@ class PrometheusServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._dir = Path(tempfile.mkdtemp(prefix="prom-"))
         self._proc: subprocess.Popen[bytes] | None = None
+        self.basic_auth = basic_auth
+        self._headers: dict[str, str] = {}
+        if basic_auth is not None:
+            pair = base64.b64encode(":".join(basic_auth).encode()).decode()
+            self._headers["Authorization"] = f"Basic {pair}"
+
+    def _open(self, url: str, method: str = "GET", timeout: float = 10) -> Any:
+        request = urllib.request.Request(url, method=method, headers=self._headers)
+        return urllib.request.urlopen(request, timeout=timeout)
+
+    def _web_flags(self) -> list[str]:
+        if self.basic_auth is None:
+            return []
+        import bcrypt  # a dev dependency: only tests of authenticated access need it
+
+        user, password = self.basic_auth
+        hashed = bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds=4)).decode()
+        web = self._dir / "web.yml"
+        web.write_text(yaml.safe_dump({"basic_auth_users": {user: hashed}}))
+        return [f"--web.config.file={web}"]
 
     def start(self, timeout: float = 60) -> PrometheusServer:
         cfg = self._dir / "prometheus.yml"
@@ -81,7 +105,7 @@ class PrometheusServer:
         self._proc = subprocess.Popen(
             [self.binary, f"--config.file={cfg}", f"--storage.tsdb.path={self._dir / 'data'}",
              f"--web.listen-address=127.0.0.1:{self.port}", "--web.enable-lifecycle",
-             "--storage.tsdb.retention.time=1h"],
+             "--storage.tsdb.retention.time=1h", *self._web_flags()],
             stdout=log, stderr=subprocess.STDOUT,
         )
         deadline = time.monotonic() + timeout
@@ -89,7 +113,7 @@ class PrometheusServer:
             if self._proc.poll() is not None:
                 raise RuntimeError(f"prometheus exited: {(self._dir / 'prometheus.log').read_text()[-2000:]}")
             try:
-                with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+                with self._open(f"{self.url}/-/ready", timeout=2) as resp:
                     if resp.status == 200:
                         return self
             except OSError:
@@ -100,13 +124,12 @@ class PrometheusServer:
         """Swap the scrape targets without a restart (the lifecycle API)."""
         self.targets = targets
         (self._dir / "prometheus.yml").write_text(yaml.safe_dump(scrape_config(targets, self.interval)))
-        request = urllib.request.Request(f"{self.url}/-/reload", method="POST")
-        urllib.request.urlopen(request, timeout=10).close()
+        self._open(f"{self.url}/-/reload", method="POST").close()
 
     def query(self, promql: str) -> list[dict[str, object]]:
         """Instant query; returns the `result` vector."""
         url = f"{self.url}/api/v1/query?{urllib.parse.urlencode({'query': promql})}"
-        with urllib.request.urlopen(url, timeout=10) as resp:
+        with self._open(url) as resp:
             body = json.loads(resp.read())
         if body.get("status") != "success":
             raise RuntimeError(f"query failed: {body}")

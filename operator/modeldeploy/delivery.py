@@ -32,6 +32,8 @@ from modeldeploy.rollout.engine import Decision, Observed, analysis_due, decide
 from modeldeploy.rollout.state import from_status
 from modeldeploy.settings import Settings
 
+BASIC_AUTH_SECRET = "kubernetes.io/basic-auth"
+
 
 def uses_engine(spec: ModelDeploymentSpec) -> bool:
     """The engine rolls out the primary variant of Canary ModelDeployments; Rolling and BlueGreen keep the
@@ -122,23 +124,35 @@ class Delivery:
             where = (ns, name, "token")
         else:
             return PrometheusClient(address, timeout)
-        token = self.token(*where)
-        if isinstance(token, Unavailable):
-            return token
-        return PrometheusClient(address, timeout, token)
+        authorization = self.authorization(*where)
+        if isinstance(authorization, Unavailable):
+            return authorization
+        return PrometheusClient(address, timeout, authorization)
 
-    def token(self, namespace: str, name: str, key: str) -> str | Unavailable:
+    def authorization(self, namespace: str, name: str, key: str) -> str | Unavailable:
+        """The `Authorization` header from a Secret: Basic from a `kubernetes.io/basic-auth` Secret
+        (`username`, `password`; what Prometheus' own web config checks), else Bearer from `key`."""
+        where = f"Prometheus auth Secret {namespace}/{name}"
         try:
             secret = self.kube.get_secret(namespace, name)
         except ApiError as e:
-            return Unavailable(f"cannot read Prometheus auth Secret {namespace}/{name}: HTTP {e.status}")
-        raw = ((secret or {}).get("data") or {}).get(key)
-        if raw is None:
-            return Unavailable(f"Prometheus auth Secret {namespace}/{name} has no key {key!r}")
-        try:
-            return base64.b64decode(raw).decode().strip()
-        except (binascii.Error, UnicodeDecodeError):
-            return Unavailable(f"Prometheus auth Secret {namespace}/{name} key {key!r} is not base64 text")
+            return Unavailable(f"cannot read {where}: HTTP {e.status}")
+        if secret is None:
+            return Unavailable(f"{where} not found")
+        basic = secret.get("type") == BASIC_AUTH_SECRET
+        values: dict[str, str] = {}
+        for k in ("username", "password") if basic else (key,):
+            raw = (secret.get("data") or {}).get(k)
+            if raw is None:
+                return Unavailable(f"{where} has no key {k!r}")
+            try:
+                values[k] = base64.b64decode(raw).decode()
+            except (binascii.Error, UnicodeDecodeError):
+                return Unavailable(f"{where} key {k!r} is not base64 text")
+        if basic:
+            pair = f"{values['username']}:{values['password']}".encode()
+            return f"Basic {base64.b64encode(pair).decode()}"
+        return f"Bearer {values[key].strip()}"
 
 
 @dataclass(frozen=True)

@@ -115,12 +115,13 @@ def parse_response(query: str, status: int, body: bytes) -> QueryResult:
 class PrometheusClient:
     """Instant queries against one Prometheus (or a compatible API such as Thanos Query or Mimir)."""
 
-    def __init__(self, url: str, timeout: float = 5.0, token: str | None = None) -> None:
+    def __init__(self, url: str, timeout: float = 5.0, authorization: str | None = None) -> None:
+        """`authorization`: the whole `Authorization` header value (`Bearer …` or `Basic …`), if any."""
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._token = token
+        self._authorization = authorization
 
-    def __repr__(self) -> str:  # keeps the token out of logs
+    def __repr__(self) -> str:  # keeps the credentials out of logs
         return f"PrometheusClient({self.url!r}, timeout={self.timeout})"
 
     def query(self, promql: str, at: datetime | None = None) -> QueryResult:
@@ -134,8 +135,8 @@ class PrometheusClient:
             headers={"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"},
             method="POST",  # long queries would not fit a URL; the API accepts form posts
         )
-        if self._token:
-            request.add_header("Authorization", f"Bearer {self._token}")
+        if self._authorization:
+            request.add_header("Authorization", self._authorization)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:
                 return parse_response(promql, response.status, response.read())

@@ -27,7 +27,8 @@ class Settings:
     prometheus_timeout: float = 10.0
     """Prometheus query timeout in seconds (MODELDEPLOY_PROMETHEUS_TIMEOUT)."""
     prometheus_auth_secret: str = ""
-    """`namespace/name` of a Secret with key `token` (MODELDEPLOY_PROMETHEUS_AUTH_SECRET)."""
+    """`namespace/name` of a Secret with key `token` (Bearer) or of type `kubernetes.io/basic-auth`
+    (MODELDEPLOY_PROMETHEUS_AUTH_SECRET)."""
     log_format: Literal["json", "text"] = "text"
     """Log format (MODELDEPLOY_LOG_FORMAT)."""
     log_level: str = "INFO"

@@ -43,7 +43,7 @@ class SecretKeyRef(_Model):
     name: str
     """Secret in the ModelDeployment's namespace."""
     key: str = "token"
-    """Key holding the bearer token."""
+    """Key holding the bearer token (a `kubernetes.io/basic-auth` Secret uses `username`/`password`)."""
 
 
 class PrometheusRef(_Model):
@@ -52,7 +52,7 @@ class PrometheusRef(_Model):
     timeout_seconds: float | None = Field(default=None, alias="timeoutSeconds", gt=0, le=60)
     """Per-query timeout (default: MODELDEPLOY_PROMETHEUS_TIMEOUT)."""
     auth_secret_ref: SecretKeyRef | None = Field(default=None, alias="authSecretRef")
-    """Bearer token for the `Authorization` header (default: MODELDEPLOY_PROMETHEUS_AUTH_SECRET)."""
+    """Credentials for the `Authorization` header, Basic or Bearer (default: the operator's setting)."""
 
 
 class RolloutConfig(_Model):

@@ -125,11 +125,14 @@ def _prometheus() -> Node:
                               pattern=r"^https?://", max_length=2048),
             "timeoutSeconds": number("Per-query timeout.", minimum=0.1, maximum=60),
             "authSecretRef": obj(
-                "Secret (same namespace) holding a bearer token sent as `Authorization: Bearer <token>`.",
+                "Secret (same namespace) with the credentials: a `kubernetes.io/basic-auth` Secret "
+                "(`username`, `password`) is sent as `Authorization: Basic …` (Prometheus' own web "
+                "config), any other as `Authorization: Bearer <key's value>` (an auth proxy).",
                 {
                     "name": string("Secret name.", pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
                                    max_length=253),
-                    "key": string("Key of the token.", default="token", max_length=253),
+                    "key": string("Key of the bearer token (not used for basic-auth Secrets).",
+                                  default="token", max_length=253),
                 },
                 required=("name",),
             ),

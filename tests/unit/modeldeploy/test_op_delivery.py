@@ -108,12 +108,30 @@ def test_querier_address_timeout_and_token() -> None:
     token = {"data": {"token": base64.b64encode(b"s3cret\n").decode()}}
     client = delivery(kube=FakeKube({("ns1", "prom"): token})).querier(own, "ns1")
     assert isinstance(client, PrometheusClient) and (client.url, client.timeout) == ("http://own:9090", 1.5)
-    assert client._token == "s3cret"
+    assert client._authorization == "Bearer s3cret"
     absent = delivery().querier(own, "ns1")
-    assert isinstance(absent, Unavailable) and "ns1/prom has no key 'token'" in absent.error.message
+    assert isinstance(absent, Unavailable) and "Secret ns1/prom not found" in absent.error.message
+    keyless = delivery(kube=FakeKube({("ns1", "prom"): {"data": {}}})).querier(own, "ns1")
+    assert isinstance(keyless, Unavailable) and "ns1/prom has no key 'token'" in keyless.error.message
     operator_wide = Settings(prometheus_url="http://p", prometheus_auth_secret="mon/tok")
     client = delivery(operator_wide, FakeKube({("mon", "tok"): token})).querier(cfg, "ns1")
-    assert isinstance(client, PrometheusClient) and client._token == "s3cret"
+    assert isinstance(client, PrometheusClient) and client._authorization == "Bearer s3cret"
+
+
+def test_basic_auth_secret_gives_a_basic_authorization_header() -> None:
+    own = parse_spec({**CANARY, "rollout": {**cast(dict[str, Any], CANARY["rollout"]), "prometheus": {
+        "address": "http://own:9090", "authSecretRef": {"name": "prom"}}}}).rollout
+
+    def b64(text: str) -> str:
+        return base64.b64encode(text.encode()).decode()
+
+    secret = {"type": "kubernetes.io/basic-auth", "data": {"username": b64("ops"), "password": b64("pa:ss")}}
+    client = delivery(kube=FakeKube({("ns1", "prom"): secret})).querier(own, "ns1")
+    assert isinstance(client, PrometheusClient) and client._authorization == f"Basic {b64('ops:pa:ss')}"
+    assert "pa:ss" not in repr(client) and b64("ops:pa:ss") not in repr(client)
+    no_password = {"type": "kubernetes.io/basic-auth", "data": {"username": b64("ops")}}
+    broken = delivery(kube=FakeKube({("ns1", "prom"): no_password})).querier(own, "ns1")
+    assert isinstance(broken, Unavailable) and "has no key 'password'" in broken.error.message
 
 
 def test_unavailable_answers_every_query_with_a_provider_error() -> None:
