@@ -1,8 +1,13 @@
 """The pod bridge: real local processes behind the Deployments whose pods kwok only simulates.
 
-For every Deployment labelled `app.kubernetes.io/managed-by=modeldeploy` with a ready replica, one process
+For every Deployment labelled `app.kubernetes.io/managed-by=modeldeploy` that wants replicas, one process
 runs from its pod template on a loopback port; Services selecting it are published in a JSON map file and
 Prometheus finds the processes through a file_sd file. Generic over Deployments: no operator imports.
+
+Like a kubelet, the bridge owns the readiness of the pods it stands in for: it probes each process's
+readinessProbe path and patches its pods Ready/NotReady (bridge_ready.py, bridge_pods.py). It labels the
+namespaces it bridges so that the local cluster's admission policy hands their modeldeploy pods to it
+(kwok_readiness.py); pods elsewhere, or on a cluster without that policy, keep kwok's Ready-at-once.
 
     with PodBridge(BridgeOptions(namespaces=["demo"], state_dir=tmp)) as bridge:
         bridge.wait_running("demo", "iris-stable-1a2b3c4d")
@@ -13,15 +18,12 @@ CLI: `python -m devcluster.bridge --namespace NS [--namespace NS2 | --all-namesp
 
 from __future__ import annotations
 
-import argparse
 import atexit
 import logging
 import os
-import signal
 import sys
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +39,11 @@ from devcluster.bridge_publish import (
     service_routes,
     write_json_atomic,
 )
-from devcluster.bridge_spec import Key, ProcessSpec, SpecError, build_spec, wants_process
+from devcluster.bridge_readiness import PodReadiness
+from devcluster.bridge_ready import PROBE_PERIOD
+from devcluster.bridge_spec import Key, Obj, ProcessSpec, SpecError, build_spec, wants_process
 from devcluster.bridge_watch import Informer
+from devcluster.kwok_readiness import MANAGED_LABEL
 from devcluster.paths import REPO_ROOT, ClusterPaths
 from devcluster.procs import free_port, port_in_use
 from devcluster.prometheus import ScrapeTarget
@@ -69,6 +74,8 @@ class BridgeOptions:
     """Initial and largest delay before restarting a crashed process."""
     max_grace: float = 10.0
     """Upper bound on terminationGracePeriodSeconds before SIGKILL (keeps tests quick)."""
+    probe_period: float = PROBE_PERIOD
+    """Seconds between readiness probes of a process (the probe's periodSeconds is compressed to this)."""
 
     @property
     def map_file(self) -> Path:
@@ -97,6 +104,10 @@ class PodBridge:
         self._routes: list[ServiceRoute] = []
         self._deployments: list[Informer] = []
         self._services: list[Informer] = []
+        self._pods: list[Informer] = []
+        self._replicasets: list[Informer] = []
+        self._namespaces: list[Informer] = []
+        self._readiness: PodReadiness | None = None
         self._thread = threading.Thread(target=self._loop, name="pod-bridge", daemon=True)
 
     # ---- lifecycle -----------------------------------------------------------------------------------
@@ -107,19 +118,32 @@ class PodBridge:
             config_file=str(self.kubeconfig))
         apps, core = client.AppsV1Api(api), client.CoreV1Api(api)
         wake = self._wake.set
+        self._readiness = PodReadiness(core, self.options.namespaces, self.options.probe_period, wake)
         scopes: list[str | None] = [*self.options.namespaces] if self.options.namespaces else [None]
+        # Only pods with this label can carry the readiness annotation (the admission policy's selector).
+        managed: dict[str, Any] = {"label_selector": "=".join(MANAGED_LABEL)}
         for ns in scopes:
             dep_kw: dict[str, Any] = {"label_selector": self.options.selector}
             if ns is None:
                 self._deployments.append(Informer("deployments", apps.list_deployment_for_all_namespaces,
                                                   dep_kw, wake))
                 self._services.append(Informer("services", core.list_service_for_all_namespaces, {}, wake))
+                self._pods.append(Informer("pods", core.list_pod_for_all_namespaces, managed, wake))
+                self._replicasets.append(Informer("replicasets", apps.list_replica_set_for_all_namespaces,
+                                                  managed, wake))
+                self._namespaces.append(Informer("namespaces", core.list_namespace, {}, wake))
             else:
                 self._deployments.append(Informer(f"deployments in {ns}", apps.list_namespaced_deployment,
                                                   {"namespace": ns, **dep_kw}, wake))
                 self._services.append(Informer(f"services in {ns}", core.list_namespaced_service,
                                                {"namespace": ns}, wake))
-        informers = [*self._deployments, *self._services]
+                self._pods.append(Informer(f"pods in {ns}", core.list_namespaced_pod,
+                                           {"namespace": ns, **managed}, wake))
+                self._replicasets.append(Informer(f"replicasets in {ns}", apps.list_namespaced_replica_set,
+                                                  {"namespace": ns, **managed}, wake))
+        informers = self._informers()
+        # Before any Deployment of the caller's exists: its pods must be created in a labelled namespace.
+        self._readiness.label_namespaces([])
         for inf in informers:
             inf.start()
         self._thread.start()
@@ -142,8 +166,10 @@ class PodBridge:
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join()
-        for inf in [*self._deployments, *self._services]:
+        for inf in self._informers():
             inf.stop()
+        if self._readiness is not None:
+            self._readiness.stop()
         procs = list(self._procs.values())
         for p in procs:
             p.signal_stop()
@@ -154,6 +180,9 @@ class PodBridge:
             self._status, self._routes = {}, []
         write_json_atomic(self.options.map_file, {})
         write_json_atomic(self.options.file_sd, [])
+
+    def _informers(self) -> list[Informer]:
+        return [*self._deployments, *self._services, *self._pods, *self._replicasets, *self._namespaces]
 
     def __enter__(self) -> PodBridge:
         return self.start()
@@ -212,17 +241,11 @@ class PodBridge:
         return result
 
     def wait_ready(self, namespace: str, name: str, timeout: float = 120) -> ProcessStatus:
-        """Until the process answers its readiness probe path (or `/` without one) with 200."""
+        """Until the bridge finds the process ready (its readiness probe passes): its pods are then Ready."""
 
         def check() -> ProcessStatus | None:
             s = self.process(namespace, name)
-            if s is None or s.state != "running" or s.url is None:
-                return None
-            try:
-                with urllib.request.urlopen(s.url + (s.readiness_path or "/"), timeout=2) as resp:
-                    return s if resp.status == 200 else None
-            except OSError:
-                return None
+            return s if s is not None and s.state == "running" and s.ready else None
 
         result: ProcessStatus = self.wait_for(check, timeout, f"{namespace}/{name} ready")
         return result
@@ -244,8 +267,7 @@ class PodBridge:
             except Exception:
                 log.exception("pod bridge: reconcile failed; retrying")
 
-    def _desired(self) -> dict[Key, ProcessSpec]:
-        deployments = [o for inf in self._deployments for o in inf.snapshot()]
+    def _desired(self, deployments: list[Obj]) -> dict[Key, ProcessSpec]:
         desired: dict[Key, ProcessSpec] = {}
         errors: dict[Key, ProcessStatus] = {}
         for dep in deployments:
@@ -266,7 +288,13 @@ class PodBridge:
         return desired
 
     def _reconcile(self) -> None:
-        desired = self._desired()
+        readiness = self._readiness
+        assert readiness is not None
+        readiness.label_namespaces([o for inf in self._namespaces for o in inf.snapshot()])
+        # One snapshot for the processes and the pods: a process and the ReplicaSet whose pods it makes
+        # Ready come from the same Deployment generation.
+        deployments = [o for inf in self._deployments for o in inf.snapshot()]
+        desired = self._desired(deployments)
         for key in desired:
             if key not in self._ports:
                 self._ports[key] = free_port()
@@ -293,12 +321,15 @@ class PodBridge:
                 proc.start()
             else:
                 proc.tick(now)
+        statuses = readiness.track(self._procs)
         with self._lock:
             self._routes = routes
-            self._status = {**self._errors, **{k: p.status() for k, p in self._procs.items()}}
+            self._status = {**self._errors, **statuses}
         write_json_atomic(self.options.map_file, map_document(routes))
         write_json_atomic(self.options.file_sd,
                           file_sd_document({k: (p.spec, p.port) for k, p in self._procs.items()}))
+        readiness.sync_pods(deployments, [o for inf in self._pods for o in inf.snapshot()],
+                            [o for inf in self._replicasets for o in inf.snapshot()], statuses)
 
     def _new_process(self, key: Key, spec: ProcessSpec) -> ManagedProcess:
         for line in spec.skipped:
@@ -332,42 +363,7 @@ def _default_kubeconfig() -> Path:
     return Path(env) if env else ClusterPaths.default().kubeconfig
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m devcluster.bridge", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    scope = parser.add_mutually_exclusive_group(required=True)
-    scope.add_argument("--namespace", "-n", action="append", help="namespace to watch (repeatable)")
-    scope.add_argument("--all-namespaces", "-A", action="store_true")
-    parser.add_argument("--state-dir", type=Path, default=REPO_ROOT / ".cluster" / "bridge",
-                        help="where services.json and file_sd.json are written (default .cluster/bridge)")
-    parser.add_argument("--log-dir", type=Path, help="process logs (default <state-dir>/logs)")
-    parser.add_argument("--kubeconfig", type=Path, help="default $KUBECONFIG, else the local cluster's")
-    parser.add_argument("--selector", default=MANAGED, help=f"Deployment label selector (default {MANAGED})")
-    parser.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
-                        help="extra env for every process (repeatable)")
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    options = BridgeOptions(args.state_dir, None if args.all_namespaces else args.namespace, args.log_dir,
-                            args.kubeconfig, args.selector,
-                            extra_env=dict(e.split("=", 1) for e in args.env if "=" in e))
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    bridge = PodBridge(options)
-    try:
-        bridge.start()
-    except Exception as exc:  # unreachable cluster, bad kubeconfig
-        log.error("cannot start: %s", exc)
-        return 1
-    log.info("bridging; service map %s, Prometheus file_sd %s, logs %s", options.map_file, options.file_sd,
-             bridge.log_dir)
-    try:
-        stop.wait()
-    finally:
-        bridge.stop()
-    return 0
-
-
 if __name__ == "__main__":
+    from devcluster.bridge_cli import main
+
     sys.exit(main())

@@ -51,6 +51,8 @@ class ProcessStatus:
     """Why it is in `backoff` or `error`."""
     readiness_path: str | None = None
     """HTTP path of the container's readiness probe."""
+    ready: bool = False
+    """The bridge's readiness probe passes (its pods are Ready); set by the bridge, not the process."""
 
     @property
     def url(self) -> str | None:

@@ -1,6 +1,6 @@
 """The local process standing in for a Deployment's pods: argv, env, port. Pure but `resolve_executable`.
 
-kwok makes Pods Running/Ready without running anything; the pod bridge runs one real process per ready
+kwok makes Pods Running without running anything; the pod bridge runs one real process per scaled-up
 Deployment instead, built from the pod template's first container as a kubelet would (env, `$(VAR)`
 expansion, downward API for the fields a process can know locally), but listening on a loopback port.
 """
@@ -12,7 +12,7 @@ import json
 import re
 import shutil
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +65,12 @@ class ProcessSpec:
     """Digest of everything above that changes the process; a new value means restart."""
     skipped: list[str] = field(default_factory=list)
     """Env entries that could not be resolved locally (logged, not fatal)."""
+    failure_threshold: int = 3
+    """readinessProbe.failureThreshold: probes failed in a row before a ready process is not ready."""
+    success_threshold: int = 1
+    """readinessProbe.successThreshold."""
+    probe_timeout: float = 1.0
+    """readinessProbe.timeoutSeconds."""
 
     @property
     def key(self) -> Key:
@@ -86,19 +92,16 @@ class ProcessSpec:
             return self
         env = {**self.env, **extra}
         digest = _digest([self.template_hash, sorted(extra.items())])
-        return ProcessSpec(self.namespace, self.name, self.argv, env, self.port_env, self.container_port,
-                           self.port_names, self.labels, self.annotations, self.readiness_path,
-                           self.grace_seconds, digest, self.skipped)
+        return replace(self, env=env, template_hash=digest)
 
 
 def wants_process(deployment: Obj) -> bool:
-    """A Deployment gets a process while it is not being deleted, wants >0 replicas and has a ready one."""
+    """A Deployment gets a process while it is not being deleted and wants >0 replicas. Not "has a ready
+    replica": the bridge makes its pods Ready only once the process answers (bridge_pods.py)."""
     meta, spec = deployment.get("metadata", {}), deployment.get("spec", {})
-    status = deployment.get("status", {})
     if meta.get("deletionTimestamp"):
         return False
-    replicas = spec.get("replicas", 1)
-    return bool(replicas) and int(status.get("readyReplicas") or 0) > 0
+    return bool(spec.get("replicas", 1))
 
 
 def build_spec(deployment: Obj, python: str = sys.executable) -> ProcessSpec:
@@ -119,13 +122,17 @@ def build_spec(deployment: Obj, python: str = sys.executable) -> ProcessSpec:
     port_env = ROUTER_PORT_ENV if (ROUTER_PORT_ENV in env or "router" in argv[1:3]) else SERVER_PORT_ENV
     port_names = {p["name"]: int(p["containerPort"]) for p in c.get("ports") or [] if p.get("name")}
     container_port = _listen_port(argv, env, port_env, c.get("ports") or [])
-    probe = (c.get("readinessProbe") or {}).get("httpGet") or {}
+    readiness = c.get("readinessProbe") or {}
+    probe = readiness.get("httpGet") or {}
     tmeta = template.get("metadata") or {}
     grace = float(template.get("spec", {}).get("terminationGracePeriodSeconds", 30))
     digest = _digest([namespace, name, template, python])
     return ProcessSpec(namespace, name, argv, env, port_env, container_port, port_names,
                        dict(tmeta.get("labels") or {}), dict(tmeta.get("annotations") or {}),
-                       probe.get("path"), grace, digest, skipped)
+                       probe.get("path"), grace, digest, skipped,
+                       int(readiness.get("failureThreshold") or 3),
+                       int(readiness.get("successThreshold") or 1),
+                       float(readiness.get("timeoutSeconds") or 1))
 
 
 def resolve_executable(command: str, python: str = sys.executable) -> list[str]:

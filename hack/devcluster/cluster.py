@@ -13,13 +13,20 @@ import time
 from dataclasses import asdict, dataclass
 
 from devcluster import procs
+from devcluster.kwok_readiness import (
+    NAMESPACE_LABEL,
+    READINESS_ANNOTATION,
+    admission_policy,
+    probe_pod,
+    write_stages,
+)
 from devcluster.nodes import node_manifests
 from devcluster.paths import ClusterPaths
 from devcluster.pki import ensure_pki, write_kubeconfig
 
 COMPONENTS = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kwok"]
 BINARIES = ["etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok"]
-KWOK_STAGES = ["node-initialize", "node-heartbeat-with-lease", "pod-ready", "pod-complete", "pod-delete"]
+POLICY_CHECK_NAMESPACE = "devcluster-policy-check"
 SERVICE_CIDR = "10.96.0.0/16"
 POD_CIDR = "10.244.0.0/16"
 
@@ -116,6 +123,7 @@ class LocalCluster:
             self._create_nodes()
             self._wait("nodes Ready", self._nodes_ready, 90)
             self._wait("default ServiceAccount", self._default_sa_exists, 60)
+            self._create_readiness_policy()
         except ClusterError:
             self._dump_logs()
             self.down(quiet=True)
@@ -187,6 +195,9 @@ class LocalCluster:
             "--allow-privileged=true", "--profiling=false", "--v=1",
             "--enable-admission-plugins=NamespaceLifecycle,LimitRanger,ServiceAccount,DefaultStorageClass,"
             "ResourceQuota,MutatingAdmissionWebhook,ValidatingAdmissionWebhook",
+            # The bridge readiness policy (kwok_readiness.py) is a MutatingAdmissionPolicy: beta in 1.34.
+            "--feature-gates=MutatingAdmissionPolicy=true",
+            "--runtime-config=admissionregistration.k8s.io/v1beta1=true",
         ])
 
     def _start_controller_manager(self, p: Ports) -> None:
@@ -208,10 +219,11 @@ class LocalCluster:
         ])
 
     def _start_kwok(self, p: Ports) -> None:
-        missing = [s for s in KWOK_STAGES if not (self.paths.kwok_stages / f"{s}.yaml").exists()]
-        if missing:
-            raise ClusterError(f"kwok stage configs missing ({', '.join(missing)}): run `make binaries`")
-        configs = [f"--config={self.paths.kwok_stages / f'{s}.yaml'}" for s in KWOK_STAGES]
+        try:
+            stages = write_stages(self.paths.kwok_stages, self.paths.root / "kwok")
+        except FileNotFoundError as exc:
+            raise ClusterError(f"kwok stage config missing ({exc.filename}): run `make binaries`") from None
+        configs = [f"--config={s}" for s in stages]
         self._start("kwok", [
             f"--kubeconfig={self.paths.component_kubeconfig('kwok')}",
             "--manage-all-nodes=false", "--manage-nodes-with-annotation-selector=kwok.x-k8s.io/node=fake",
@@ -230,6 +242,29 @@ class LocalCluster:
         result = self.kubectl("apply", "-f", "-", stdin=node_manifests(self.nodes))
         if result.returncode != 0:
             raise ClusterError(f"creating kwok nodes failed: {result.stderr.strip()}")
+
+    def _create_readiness_policy(self) -> None:
+        """The policy that hands readiness of bridged pods to the pod bridge; waits until it acts (policies
+        load asynchronously: a pod created just after the apply could miss it)."""
+        result = self.kubectl("apply", "-f", "-", stdin=json.dumps({"kind": "List", "apiVersion": "v1",
+                                                                   "items": admission_policy()}))
+        if result.returncode != 0:
+            raise ClusterError(f"creating the bridge readiness policy failed: {result.stderr.strip()}")
+        ns = POLICY_CHECK_NAMESPACE
+        self.kubectl("create", "namespace", ns)
+        self.kubectl("label", "namespace", ns, f"{NAMESPACE_LABEL}=true", "--overwrite")
+
+        def annotates() -> bool:
+            out = self.kubectl("create", "--dry-run=server", "-o", "json", "-f", "-",
+                               stdin=json.dumps(probe_pod(ns)))
+            if out.returncode != 0:
+                return False
+            annotations = json.loads(out.stdout)["metadata"].get("annotations") or {}
+            return READINESS_ANNOTATION in annotations
+
+        # Also waits for the namespace's default ServiceAccount, without which no pod is admitted.
+        self._wait("the bridge readiness policy", annotates, 60)
+        self.kubectl("delete", "namespace", ns, "--wait=false")
 
     def _nodes_ready(self) -> bool:
         result = self.kubectl(

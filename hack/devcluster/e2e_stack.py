@@ -62,7 +62,6 @@ class Stack:
         self.operator: OperatorProcess | None = None
         self._prom_port: int | None = None
         self._api: Any = None
-        self._ready_cache: dict[str, tuple[float, bool]] = {}
 
     # ---- lifecycle ---------------------------------------------------------------------------------------
     def start(self) -> Stack:
@@ -206,25 +205,13 @@ class Stack:
         return self.bridge.local_url(name, self.ns)
 
     def ready_url(self, service: str) -> str | None:
-        """`service_url`, but only while the process behind it answers its readiness probe (checked at most
-        every 0.25 s): what a Service does with Ready endpoints. kwok marks pods Ready without probing, and
-        the bridge restarts a router when its backends move, so a caller must not rely on the map alone."""
+        """`service_url`, but only while the bridge finds the process behind it ready (the pods Ready): what
+        a Service does with Ready endpoints. The map alone also lists a process that is (re)starting."""
         url = self.service_url(service)
-        if url is None:
-            return None
-        now = time.monotonic()
-        cached = self._ready_cache.get(url)
-        if cached is not None and now - cached[0] < 0.25:
-            return url if cached[1] else None
         assert self.bridge is not None
-        path = next((p.readiness_path for p in self.bridge.status().values() if p.url == url), None)
-        try:
-            with urllib.request.urlopen(url + (path or "/"), timeout=2) as resp:
-                ok = resp.status == 200
-        except OSError:
-            ok = False
-        self._ready_cache[url] = (now, ok)
-        return url if ok else None
+        if url is None or not any(p.url == url and p.ready for p in self.bridge.status().values()):
+            return None
+        return url
 
     def backend_url(self, name: str, backend: str) -> str | None:
         """A router backend `<variant>-<revision>` is the per-revision Service `<md>-<variant>-<revision>`."""

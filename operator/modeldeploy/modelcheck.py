@@ -16,7 +16,9 @@ from modeldeploy.render.variants import Variant
 from modeldeploy.status import Problem
 
 RESERVED_SCHEMES = ("s3://", "gs://")
-QUANTIZABLE = {"auto", "tensorflow", "tflite", "onnx"}
+QUANTIZABLE = {"auto", "tensorflow", "tflite", "onnx", "sklearn"}
+NO_FLOAT16 = {"sklearn"}
+"""mdserve quantizes sklearn models through ONNX: dynamic and int8 (onnxruntime dynamic int8), no float16."""
 _EXTENSIONS = {
     ".joblib": "sklearn",
     ".pkl": "sklearn",
@@ -57,7 +59,12 @@ def static_problems(variants: list[Variant]) -> Problem | None:
             return Problem(
                 "InvalidSpec",
                 f"{where}: quantization {m.quantization} is not supported for {fmt} "
-                "models (tensorflow, tflite and onnx only)",
+                "models (tensorflow, tflite, onnx and sklearn only)",
+            )
+        if m.quantization == "float16" and fmt in NO_FLOAT16:
+            return Problem(
+                "InvalidSpec", f"{where}: quantization float16 is not available for {fmt} models "
+                "(use dynamic or int8)",
             )
     return None
 

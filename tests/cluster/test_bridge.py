@@ -27,7 +27,8 @@ MANAGED = {"app.kubernetes.io/managed-by": "modeldeploy"}
 
 def deployment(name: str, command: list[str], env: dict[str, str], labels: dict[str, str] | None = None,
                replicas: int = 1) -> dict[str, Any]:
-    pod_labels = {"app": name, **(labels or {})}
+    # The managed-by label on pods hands their readiness to the bridge (kwok_readiness.py).
+    pod_labels = {"app": name, **MANAGED, **(labels or {})}
     env_list: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in env.items()]
     env_list += [
         {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},

@@ -3,7 +3,6 @@ assertions about the router (weights in its table, requests it sent to each back
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 from devcluster.e2e_models import ModelArtifact
 from devcluster.e2e_rollout import RolloutWatcher, canary_percent, md_manifest
 from devcluster.e2e_stack import Stack
-from devcluster.e2e_traffic import Answer, TrafficLoop
+from devcluster.e2e_traffic import TrafficLoop
 from tests.e2e.conftest import diagnostics
 
 READY_TIMEOUT = 240.0
@@ -99,13 +98,14 @@ class Rollout:
 
 
 def start_rollout(stack: Stack, name: str, stable: str, model: ModelArtifact, rollout: dict[str, Any],
-                  rate: float = 25.0) -> Rollout:
-    """Start load (with feedback) and the watcher, then apply the new model; stop both with `finish`."""
+                  rate: float = 25.0, manifest: dict[str, Any] | None = None) -> Rollout:
+    """Start load (with feedback) and the watcher, then apply the new model (or `manifest`, for changes
+    other than the model); stop both with `finish`."""
     load = stack.traffic(name, rate=rate).start()
     load.wait_answers(20, 60)
     applied_at = time.time()
     watcher = RolloutWatcher(stack, name, since=applied_at).start()
-    stack.apply(md_manifest(name, stack.ns, model, rollout))
+    stack.apply(manifest or md_manifest(name, stack.ns, model, rollout))
     return Rollout(stack, name, stable, load, watcher, applied_at)
 
 
@@ -141,43 +141,6 @@ def _router_total(r: Rollout, revision: str) -> tuple[int | None, float]:
 
     result: tuple[int | None, float] = r.stack.wait(read, 60, "the router's metrics")
     return result
-
-
-LOADING = "is still loading"
-NO_TABLE = "no route table loaded yet"
-
-
-def _router_made(answer: Answer) -> bool:
-    try:
-        return bool(json.loads(answer.error).get("source") == "mdroute")
-    except (ValueError, AttributeError):
-        return False
-
-
-def failures(load: TrafficLoop, since: float, canary: str) -> tuple[list[Answer], list[Answer]]:
-    """(failed requests, answers set apart as artifacts of the simulated pods).
-
-    kwok marks pods Ready without probing them, and the pod bridge runs a process as soon as its pod is
-    Ready, so two things happen here that readiness probes prevent in a real cluster:
-    - the operator gives the canary its step weight while the process behind its Service is not listening
-      yet (502 made by the router) or still loading its model (503 "still loading" from the model server);
-      set apart only before the canary's first successful answer;
-    - the bridge (re)starts a router process (when its backends move) and sends callers to it before it has
-      loaded its route table (503 "no route table loaded yet" made by the router; `/-/ready` says 503 too).
-    Any other non-200 answer is a failure.
-    """
-    answers = load.snapshot(since)
-    first_ok = next((a.at for a in answers if a.variant == backend(canary) and a.code == 200), float("inf"))
-
-    def artifact(a: Answer) -> bool:
-        if a.code == 503 and NO_TABLE in a.error and _router_made(a):
-            return True
-        if a.variant != backend(canary) or a.at > first_ok:
-            return False
-        return (a.code == 503 and LOADING in a.error) or (a.code == 502 and _router_made(a))
-
-    set_apart = [a for a in answers if a.code != 200 and artifact(a)]
-    return [a for a in answers if a.code != 200 and not artifact(a)], set_apart
 
 
 def events_named(stack: Stack, name: str, reason: str) -> list[dict[str, Any]]:

@@ -14,7 +14,7 @@ from devcluster.e2e_models import ModelArtifact
 from devcluster.e2e_rollout import canary_percent, canary_rollout, parse_time
 from devcluster.e2e_stack import Stack
 from tests.e2e.conftest import diagnostics
-from tests.e2e.scenario import backend, deploy_first, failures, finish, start_rollout
+from tests.e2e.scenario import backend, deploy_first, finish, start_rollout
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -61,7 +61,7 @@ def test_prometheus_outage_holds_the_rollout(stack: Stack, models: dict[str, Mod
     assert [e for e in outage if e["kind"] == "Analysis" and e.get("outcome") == "Error"], outage
     # Once Prometheus is back the rollout goes on to the promotion.
     assert final["stableRevision"] == v3 and final["history"][0]["outcome"] == "Promoted", diag
-    failed, _ = failures(r.load, r.applied_at, v3)
+    failed = r.load.failures(r.applied_at)
     assert not failed, f"{len(failed)} requests failed: {failed[:5]}"
     after = [e["weight"] for e in r.watcher.entries
              if e["kind"] == "Step" and parse_time(e["at"]) > restarted_at]
@@ -99,5 +99,5 @@ def test_operator_killed_mid_step_resumes(stack: Stack, models: dict[str, ModelA
     assert "Started" not in kinds and [e["weight"] for e in restarted if e["kind"] == "Step"] == [], \
         f"the rollout went back to an earlier step after the restart: {kinds}\n{diag}"
     assert "Promoted" in kinds, diag
-    failed, _ = failures(r.load, r.applied_at, v3)
+    failed = r.load.failures(r.applied_at)
     assert not failed, f"{len(failed)} requests failed: {failed[:5]}"

@@ -90,8 +90,11 @@ def test_static_problems() -> None:
         _variants({"model": {"name": "m", "uri": "/m/model.onnx", "format": "sklearn"}})
     )
     assert mismatch is not None and "spec.model.format" in mismatch.message
-    quant = static_problems(_variants({**BASIC, "variants": [{"name": "q", "quantization": "int8"}]}))
+    # mdserve quantizes sklearn through ONNX (dynamic/int8), not to float16.
+    assert static_problems(_variants({**BASIC, "variants": [{"name": "q", "quantization": "int8"}]})) is None
+    quant = static_problems(_variants({**BASIC, "variants": [{"name": "q", "quantization": "float16"}]}))
     assert quant is not None and quant.reason == "InvalidSpec" and "spec.variants[q]" in quant.message
+    assert "float16" in quant.message
     assert implied_format("https://x/model.tflite?sig=1") == "tflite" and implied_format("/saved/") is None
 
 
