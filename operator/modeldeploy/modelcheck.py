@@ -16,7 +16,9 @@ from modeldeploy.render.variants import Variant
 from modeldeploy.status import Problem
 
 RESERVED_SCHEMES = ("s3://", "gs://")
-QUANTIZABLE = {"auto", "tensorflow", "tflite", "onnx", "sklearn"}
+QUANTIZABLE = {"auto", "tensorflow", "sklearn"}
+"""What mdserve quantizes at start-up: TensorFlow/Keras to TFLite, sklearn through ONNX. A .tflite or .onnx
+artifact is already converted: mdserve refuses to quantize it again (the pod would crash-loop)."""
 NO_FLOAT16 = {"sklearn"}
 """mdserve quantizes sklearn models through ONNX: dynamic and int8 (onnxruntime dynamic int8), no float16."""
 _EXTENSIONS = {
@@ -59,7 +61,8 @@ def static_problems(variants: list[Variant]) -> Problem | None:
             return Problem(
                 "InvalidSpec",
                 f"{where}: quantization {m.quantization} is not supported for {fmt} "
-                "models (tensorflow, tflite, onnx and sklearn only)",
+                "models (tensorflow and sklearn only: quantize the original model, or serve a tflite/onnx "
+                "artifact that is already quantized with quantization: none)",
             )
         if m.quantization == "float16" and fmt in NO_FLOAT16:
             return Problem(

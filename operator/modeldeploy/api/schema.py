@@ -85,7 +85,9 @@ def _model(partial: bool) -> Node:
     }
     if not partial:
         props["quantization"] = string(
-            "Quantize the model at server start-up; `none` serves it as is.",
+            "Quantize the model at server start-up; `none` serves it as is. TensorFlow/Keras models become "
+            "TFLite (dynamic, float16, int8), sklearn models ONNX (dynamic, int8); a tflite or onnx artifact "
+            "is served as it was converted.",
             enum=QUANTIZATIONS,
             default="none",
         )

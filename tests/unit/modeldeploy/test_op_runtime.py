@@ -95,6 +95,11 @@ def test_static_problems() -> None:
     quant = static_problems(_variants({**BASIC, "variants": [{"name": "q", "quantization": "float16"}]}))
     assert quant is not None and quant.reason == "InvalidSpec" and "spec.variants[q]" in quant.message
     assert "float16" in quant.message
+    # an already converted artifact is not quantized again (mdserve refuses it at start-up)
+    onnx = {"model": {"name": "m", "uri": "/m/model.onnx"},
+            "variants": [{"name": "q", "quantization": "int8"}]}
+    again = static_problems(_variants(onnx))
+    assert again is not None and "quantization int8 is not supported for onnx" in again.message
     assert implied_format("https://x/model.tflite?sig=1") == "tflite" and implied_format("/saved/") is None
 
 
