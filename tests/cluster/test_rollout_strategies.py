@@ -9,7 +9,14 @@ from typing import Any
 import pytest
 
 from modeldeploy.reconciler import Reconciler
-from tests.cluster.conftest import OperatorProcess, get_json, wait_for, wait_rollout, wait_routed
+from tests.cluster.conftest import (
+    OperatorProcess,
+    get_json,
+    md_manifest,
+    wait_for,
+    wait_rollout,
+    wait_routed,
+)
 from tests.cluster.test_rollout_canary import healthy_first, patch_spec, replicas
 from tests.cluster.test_rollout_manual import plugin
 from tests.conftest import ClusterHandle, Kubectl
@@ -17,20 +24,9 @@ from tests.conftest import ClusterHandle, Kubectl
 pytestmark = pytest.mark.cluster
 
 
-def strategy_md(name: str, rollout: str) -> str:
-    return f"""
-apiVersion: serving.modeldeploy.dev/v1alpha1
-kind: ModelDeployment
-metadata: {{name: {name}}}
-spec:
-  model: {{name: {name}, format: sklearn, uri: "https://store.example/m/model.joblib", version: "1"}}
-  rollout:
-{rollout}"""
-
-
 def blue_green(name: str, prometheus: str, max_value: float) -> str:
     """BlueGreen held 6s on all traffic, one custom check `vector(1) <= max_value`; one failure rolls back."""
-    return strategy_md(name, f"""    strategy: BlueGreen
+    return md_manifest(name, f"""    strategy: BlueGreen
     interval: 6s
     scaleDownDelaySeconds: 2
     consecutiveFailureLimit: 0
@@ -55,7 +51,7 @@ def test_rolling_records_history_and_is_rolled_back_with_the_plugin(
     kubectl: Kubectl, cluster: ClusterHandle, namespace: str, running_operator: OperatorProcess,
     reconciler: Reconciler,
 ) -> None:
-    manifest = strategy_md("rl", "    strategy: Rolling\n    scaleDownDelaySeconds: 2\n")
+    manifest = md_manifest("rl", "    strategy: Rolling\n    scaleDownDelaySeconds: 2\n")
     kubectl("apply", "-n", namespace, "-f", "-", stdin=manifest, check=True)
     rev1 = healthy_first(kubectl, namespace, "rl", running_operator)["stableRevision"]
     patch_spec(kubectl, namespace, "rl", {"model": {"version": "2"}})

@@ -30,9 +30,9 @@ def sim_of(raw: dict[str, Any]) -> Sim:
     return Sim(parse_rollout(raw))
 
 
-def rolling_at_rev2() -> Sim:
-    """rev1 stable, rev2 starting and not Ready yet."""
-    sim = sim_of(ROLLING)
+def starting(raw: dict[str, Any]) -> Sim:
+    """rev1 stable, rev2 created and not Ready yet."""
+    sim = sim_of(raw)
     sim.deploy("rev1", "m:1")
     sim.ready = False
     sim.deploy("rev2", "m:2")
@@ -48,7 +48,7 @@ def test_effective_steps_per_strategy() -> None:
 
 
 def test_rolling_promotes_when_ready_with_history_and_keeps_a_rollback_target() -> None:
-    sim = rolling_at_rev2()
+    sim = starting(ROLLING)
     d = sim.last
     assert d.state.phase == Phase.PROGRESSING and md_phase(d.state)[0] == "Progressing"
     assert d.weights == {"rev1": 100, "rev2": 0} and d.replicas == {"rev1": 2, "rev2": 2}
@@ -85,7 +85,7 @@ def test_rolling_history_limit_bounds_the_retained_revisions() -> None:
 
 
 def test_rolling_progress_deadline_rolls_back_a_revision_that_never_gets_ready() -> None:
-    sim = rolling_at_rev2()
+    sim = starting(ROLLING)
     assert sim.last.requeue_after == 601
     assert sim.step(600).state.phase == Phase.PROGRESSING
     d = sim.step(1)
@@ -99,7 +99,7 @@ def test_rolling_progress_deadline_rolls_back_a_revision_that_never_gets_ready()
 
 
 def test_rolling_paused_is_not_promoted_until_unpaused() -> None:
-    sim = rolling_at_rev2()
+    sim = starting(ROLLING)
     sim.config = parse_rollout({**ROLLING, "paused": True})
     sim.ready = True
     for _ in range(3):
@@ -109,24 +109,15 @@ def test_rolling_paused_is_not_promoted_until_unpaused() -> None:
     assert sim.step(0).state.stable_revision == "rev2"
 
 
-def blue_green_preview() -> Sim:
-    """rev1 stable, rev2 created at full size and not Ready yet."""
-    sim = sim_of(BLUE_GREEN)
-    sim.deploy("rev1", "m:1")
-    sim.ready = False
-    sim.deploy("rev2", "m:2")
-    return sim
-
-
 def switched() -> Sim:
-    sim = blue_green_preview()
+    sim = starting(BLUE_GREEN)
     sim.ready = True
     sim.step(5)
     return sim
 
 
 def test_blue_green_runs_full_size_with_no_traffic_until_ready_then_switches_everything() -> None:
-    sim = blue_green_preview()
+    sim = starting(BLUE_GREEN)
     d = sim.last
     assert d.weights == {"rev1": 100, "rev2": 0} and d.replicas == {"rev1": 2, "rev2": 2}
     assert sim.step(30).weights == {"rev1": 100, "rev2": 0}
