@@ -1,5 +1,6 @@
-"""The progressive delivery engine (rollout/) wired to the reconciler, for the primary variant of Canary
-ModelDeployments.
+"""The progressive delivery engine (rollout/) wired to the reconciler: it rolls out the primary variant of
+every ModelDeployment, whatever the strategy (rollout/config.py `effective_steps` says what each one walks).
+Extra (A/B) variants switch when Ready (revisions.py).
 
 `Delivery.decide` is the edge: it reads the persisted state from status.rollout, runs the analysis when it is
 due (blocking Prometheus queries, bounded by the client timeout: this runs in a reconcile worker thread, never
@@ -33,12 +34,6 @@ from modeldeploy.rollout.state import from_status
 from modeldeploy.settings import Settings
 
 BASIC_AUTH_SECRET = "kubernetes.io/basic-auth"
-
-
-def uses_engine(spec: ModelDeploymentSpec) -> bool:
-    """The engine rolls out the primary variant of Canary ModelDeployments; Rolling and BlueGreen keep the
-    switch-when-Ready behaviour of revisions.decide (old revisions removed at once)."""
-    return spec.rollout.strategy == "Canary"
 
 
 def primary_deployments(deployments: Mapping[str, Mapping[str, Any]]) -> dict[str, Mapping[str, Any]]:

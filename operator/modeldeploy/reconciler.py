@@ -21,7 +21,7 @@ from modeldeploy import metrics
 from modeldeploy.abtest import ABTest
 from modeldeploy.api.schema import API_VERSION, KIND, PRIMARY
 from modeldeploy.api.spec import ModelDeploymentSpec, parse_spec
-from modeldeploy.delivery import Delivery, primary_plan, uses_engine
+from modeldeploy.delivery import Delivery, primary_plan
 from modeldeploy.diff import is_subset
 from modeldeploy.kube.client import DISCOVERY_TTL_SECONDS, ApiError, KubeClient
 from modeldeploy.modelcheck import UriChecker, static_problems
@@ -172,23 +172,22 @@ class Reconciler:
         decision: Decision | None = None
         posted: set[str] = set()
         if spec is not None and problem is None:
-            revisions = decide(
-                name, variants, md.get("status") or {}, deployments, paused=spec.rollout.paused
-            )
-            keep = retained(name, revisions)
-            scale: dict[str, int] = {}
-            if uses_engine(spec):
-                decision = self.delivery.decide(md, spec, variants[0], deployments, self.now())
-                revisions[PRIMARY] = VariantRevisions(
+            # The engine rolls out the primary variant (every strategy); extra variants switch when Ready.
+            decision = self.delivery.decide(md, spec, variants[0], deployments, self.now())
+            status_now, paused_spec = md.get("status") or {}, spec.rollout.paused
+            extra = decide(name, variants[1:], status_now, deployments, paused=paused_spec)
+            revisions = {
+                PRIMARY: VariantRevisions(
                     PRIMARY, decision.state.stable_revision or variants[0].revision, variants[0].revision,
                     engine=True, engine_canary=decision.state.canary_revision,
-                )
-                keep = retained(name, {k: r for k, r in revisions.items() if k != PRIMARY})
-                primary = primary_plan(name, variants[0], decision, observed)
-                variants = [primary.variant, *variants[1:]]
-                keep |= primary.keep
-                scale = primary.scale
-                requeue = _sooner(requeue, decision.requeue_after)
+                ),
+                **extra,
+            }
+            primary = primary_plan(name, variants[0], decision, observed)
+            variants = [primary.variant, *variants[1:]]
+            keep = retained(name, extra) | primary.keep
+            scale = primary.scale
+            requeue = _sooner(requeue, decision.requeue_after)
             traffic = render_traffic(
                 md, spec, variants, revisions, decision, observed, image=self.settings.router_image,
                 gateway_api_available=self.kube.gateway_api_available(),
@@ -208,7 +207,7 @@ class Reconciler:
         # set.
 
         weights = {v.name: v.weight for v in variants}
-        paused = spec.rollout.paused if spec is not None and decision is None else False
+        paused = spec is not None and spec.rollout.paused  # the engine reports the primary's pause itself
         rollout = decision.state if decision is not None else None
         canary = rollout.canary_revision if rollout is not None else None
         canary_weight = decision.weights.get(canary, 0) if decision is not None and canary else 0

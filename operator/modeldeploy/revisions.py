@@ -1,12 +1,10 @@
-"""Which revision serves each variant, decided from observed state only. Pure.
+"""Which revision serves each extra (A/B) variant, decided from observed state only. Pure.
 
 A spec change that alters what a variant serves yields a new revision. The new revision's Deployment runs next
-to
-the serving (stable) one, which is kept untouched — the operator no longer has the old spec, so it neither
-renders
-nor patches it — until the new one is Ready; then the new revision becomes stable and the old one is removed.
-For the primary variant of a Canary ModelDeployment the progressive delivery engine decides instead
-(modeldeploy/delivery.py); Rolling and BlueGreen use this module.
+to the serving (stable) one, which is kept untouched — the operator no longer has the old spec, so it neither
+renders nor patches it — until the new one is Ready; then the new revision becomes stable and the old one is
+removed. The primary variant is rolled out by the progressive delivery engine whatever the strategy
+(modeldeploy/delivery.py, rollout/); the readiness helpers here serve both.
 """
 
 from __future__ import annotations
@@ -86,7 +84,8 @@ def decide(
     *,
     paused: bool,
 ) -> dict[str, VariantRevisions]:
-    """`deployments` maps name -> observed Deployment of this ModelDeployment."""
+    """`variants`: the extra variants (not the primary); `deployments` maps name -> observed Deployment of
+    this ModelDeployment."""
     recorded = status_revisions(status)
     out: dict[str, VariantRevisions] = {}
     for v in variants:
@@ -109,5 +108,5 @@ def decide(
 
 
 def promote_when_ready(new_deployment: Mapping[str, Any]) -> bool:
-    """The Rolling strategy: the new revision takes over as soon as all its pods are ready."""
+    """An extra variant's new revision takes over as soon as all its pods are ready."""
     return deployment_ready(new_deployment)

@@ -69,7 +69,7 @@ def compute(
     canary_weight: int = 0,
 ) -> dict[str, Any]:
     """`revisions` is None when the spec could not be parsed; `weights` maps variant -> configured weight.
-    `rollout` is the progressive delivery engine's state (strategy Canary), `canary_weight` the percent of
+    `rollout` is the progressive delivery engine's state (every strategy), `canary_weight` the percent of
     primary traffic the applied decision sends to the canary."""
     meta, old = md["metadata"], md.get("status") or {}
     name, generation = meta["name"], int(meta.get("generation", 1))

@@ -197,10 +197,9 @@ def prometheus() -> Iterator[str]:
         yield server.url
 
 
-def canary_md(name: str, prometheus_url: str, *, version: str = "1", query: str = "vector(1)",
-              max_value: float = 1.5, steps: str = "[{setWeight: 20, pause: {duration: 2s}}, "
-              "{setWeight: 50, pause: {duration: 2s}}]", extra: str = "") -> str:
-    """A Canary ModelDeployment with one custom analysis metric `check` (passes while query <= max_value)."""
+def md_manifest(name: str, rollout: str, version: str = "1") -> str:
+    """A ModelDeployment serving a placeholder sklearn model; `rollout`: the lines of spec.rollout, indented
+    by four spaces."""
     return f"""
 apiVersion: serving.modeldeploy.dev/v1alpha1
 kind: ModelDeployment
@@ -208,13 +207,20 @@ metadata: {{name: {name}}}
 spec:
   model: {{name: {name}, format: sklearn, uri: "https://store.example/m/model.joblib", version: "{version}"}}
   rollout:
-    strategy: Canary
+{rollout}"""
+
+
+def canary_md(name: str, prometheus_url: str, *, version: str = "1", query: str = "vector(1)",
+              max_value: float = 1.5, steps: str = "[{setWeight: 20, pause: {duration: 2s}}, "
+              "{setWeight: 50, pause: {duration: 2s}}]", extra: str = "") -> str:
+    """A Canary ModelDeployment with one custom analysis metric `check` (passes while query <= max_value)."""
+    return md_manifest(name, f"""    strategy: Canary
     interval: 2s
     scaleDownDelaySeconds: 2
     prometheus: {{address: "{prometheus_url}", timeoutSeconds: 2}}
     steps: {steps}
     metrics: [{{name: check, query: "{query}", thresholdRange: {{max: {max_value}}}}}]
-{extra}"""
+{extra}""", version)
 
 
 def rollout_of(kubectl: Kubectl, ns: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:

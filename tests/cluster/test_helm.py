@@ -423,7 +423,7 @@ def test_operator_reconciles_under_the_chart_service_account(
             raise AssertionError(f"{e}; status {md_status(kubectl, ns, name)}\n{log_tail()}") from None
         first = md_status(kubectl, ns, name)["stableRevision"]
 
-        # A new model version: a new revision rolls out and replaces the old one.
+        # A new model version: a new revision rolls out (strategy Rolling) and replaces the old one.
         patch = {
             "spec": {"model": {"version": "2", "uri": "https://models.modeldeploy.dev/iris/2/model.joblib"}}
         }
@@ -439,11 +439,16 @@ def test_operator_reconciles_under_the_chart_service_account(
             wait_for(promoted, 300, "the new revision to be promoted", 2)
         except AssertionError as e:
             raise AssertionError(f"{e}; status {md_status(kubectl, ns, name)}\n{log_tail()}") from None
-        wait_for(
-            lambda: not labelled(kubectl, "deployments", f"serving.modeldeploy.dev/revision={first}", ns),
-            180,
-            "the old revision's Deployment to be deleted",
-        )
+        # The old revision is kept as a rollback target: scaled to zero (a scale by the chart's
+        # ServiceAccount) once scaleDownDelaySeconds (30 s by default) has passed, not deleted.
+        old = f"serving.modeldeploy.dev/revision={first}"
+
+        def old_at_zero() -> bool:
+            deps = get_json(kubectl, "deployments", "-n", ns, "-l", old)["items"]
+            return [d["spec"]["replicas"] for d in deps] == [0]
+
+        wait_for(old_at_zero, 180, "the old revision's Deployment to be scaled to zero and kept")
+        assert labelled(kubectl, "services", old, ns), "the rollback target keeps its Service"
         events = get_json(kubectl, "events", "-n", ns, "--field-selector", f"involvedObject.name={name}")
         assert {e["reason"] for e in events["items"]} & {"Created", "Promoted", "Ready"}, "no operator Events"
 

@@ -139,7 +139,8 @@ def test_variants_and_autoscaling(
 def test_scale_update_and_rollout_to_a_new_revision(
     kubectl: Kubectl, namespace: str, running_operator: OperatorProcess
 ) -> None:
-    kubectl("apply", "-n", namespace, "-f", "-", stdin=md_yaml("m", "  serving: {replicas: 1}\n"), check=True)
+    spec = "  serving: {replicas: 1}\n  rollout: {strategy: Rolling, scaleDownDelaySeconds: 3}\n"
+    kubectl("apply", "-n", namespace, "-f", "-", stdin=md_yaml("m", spec), check=True)
     first = wait_phase(kubectl, namespace, "m", "Healthy", running_operator)
     rev1 = first["status"]["stableRevision"]
 
@@ -178,11 +179,21 @@ def test_scale_update_and_rollout_to_a_new_revision(
     obj = md(kubectl, namespace, "m")
     rev2 = obj["status"]["stableRevision"]
     assert "canaryRevision" not in obj["status"]
-    wait_for(
-        "the old revision to be removed",
-        lambda: names(children(kubectl, namespace, "m")["deployments"]) == [f"m-primary-{rev2}"],
-    )
+    history = [(h["revision"], h["outcome"], h["reason"]) for h in obj["status"]["rollout"]["history"]]
+    assert history == [(rev2, "Promoted", "Ready"), (rev1, "Promoted", "first deployment")]
     wait_routed(kubectl, namespace, "m", {f"primary-{rev2}": 1}, running_operator)
+
+    # Rolling keeps the previous revision as a rollback target: scaled to zero after scaleDownDelaySeconds,
+    # its Deployment and Service kept.
+    def replicas() -> dict[str, int]:
+        deps = children(kubectl, namespace, "m")["deployments"]
+        return {d["metadata"]["name"]: d["spec"]["replicas"] for d in deps}
+
+    wait_for("the old revision to be scaled to zero and kept",
+             lambda: replicas() == {f"m-primary-{rev1}": 0, f"m-primary-{rev2}": 3})
+    assert names(children(kubectl, namespace, "m")["services"]) == sorted(
+        ["m", f"m-primary-{rev1}", f"m-primary-{rev2}"]
+    )
     assert ("Normal", "Promoted") in events(kubectl, namespace, "m")
     # the user's spec was never rewritten (Argo CD sees no drift)
     assert obj["spec"]["model"]["version"] == "2" and obj["spec"]["serving"]["replicas"] == 3

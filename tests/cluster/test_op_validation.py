@@ -104,6 +104,31 @@ CASES: list[tuple[str, str, str, str]] = [
     ),
     ("strategy-enum", "v", f"model: {MODEL}\n  rollout: {{strategy: YOLO}}", "spec.rollout.strategy"),
     (
+        "steps-only-canary",
+        "v",
+        f"model: {MODEL}\n  rollout: {{strategy: BlueGreen, steps: [{{setWeight: 50}}]}}",
+        'spec.rollout.steps: Invalid value: "object": steps are only used by strategy Canary',
+    ),
+    (
+        "steps-not-rolling",
+        "v",
+        f"model: {MODEL}\n  rollout: {{steps: [{{setWeight: 50}}]}}",
+        'spec.rollout.steps: Invalid value: "object": steps are only used by strategy Canary',
+    ),
+    (
+        "metrics-not-rolling",
+        "v",
+        f"model: {MODEL}\n  rollout: {{metrics: [{{name: error-rate, thresholdRange: {{max: 0.1}}}}]}}",
+        'spec.rollout.metrics: Invalid value: "object": metrics are analysed by strategies Canary and',
+    ),
+    (
+        "blue-green-relative-check",
+        "v",
+        f"model: {MODEL}\n  rollout: {{strategy: BlueGreen, metrics: [{{name: accuracy-drop, "
+        f"thresholdRange: {{max: 0.01}}}}]}}",
+        "spec.rollout.metrics: Invalid value: \"object\": strategy BlueGreen sends no traffic to the stable",
+    ),
+    (
         "step-weight-bounds",
         "v",
         f"model: {MODEL}\n  rollout: {{strategy: Canary, steps: [{{setWeight: 101}}]}}",
@@ -113,13 +138,14 @@ CASES: list[tuple[str, str, str, str]] = [
     (
         "threshold-needs-a-bound",
         "v",
-        f"model: {MODEL}\n  rollout: {{metrics: [{{name: acc, thresholdRange: {{}}}}]}}",
+        f"model: {MODEL}\n  rollout: {{strategy: BlueGreen, metrics: [{{name: acc, thresholdRange: {{}}}}]}}",
         'spec.rollout.metrics[0].thresholdRange: Invalid value: "object": set min, max or both',
     ),
     (
         "threshold-min-le-max",
         "v",
-        f"model: {MODEL}\n  rollout: {{metrics: [{{name: acc, thresholdRange: {{min: 2, max: 1}}}}]}}",
+        f"model: {MODEL}\n  rollout: {{strategy: BlueGreen, metrics: [{{name: acc, "
+        f"thresholdRange: {{min: 2, max: 1}}}}]}}",
         "spec.rollout.metrics[0].thresholdRange.min",
     ),
     (

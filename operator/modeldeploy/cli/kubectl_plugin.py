@@ -65,14 +65,14 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kubeconfig", help="kubeconfig file")
     p.add_argument("--kubectl", default="kubectl", help="kubectl binary")
     sub = p.add_subparsers(dest="command", required=True)
-    for name, what in (("status", "phase, step, weights, last analysis and timeline"),
+    for name, what in (("status", "phase, progress, weights, last analysis and timeline"),
                        ("history", "finished rollouts (rollback targets)")):
         sub.add_parser(name, help=what).add_argument("name", help="ModelDeployment name")
     helps = {
-        "pause": "stop advancing steps (analysis continues)",
+        "pause": "hold the rollout where it is: no next step, no promotion (analysis continues)",
         "resume": "continue a paused rollout, or end a step held without a duration",
-        "promote": "promote the canary now (once Ready), skipping the remaining steps",
-        "abort": "roll the canary back now",
+        "promote": "promote the new revision now (once Ready), skipping remaining steps or holds",
+        "abort": "roll the new revision back now (all traffic to the stable one)",
         "retry": "roll out the rolled-back revision again",
         "rollback": "serve a revision from history again",
     }

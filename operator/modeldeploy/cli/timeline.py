@@ -61,11 +61,25 @@ def _state(md: Mapping[str, Any]) -> RolloutState:
     return from_status(status.get("rollout"), status.get("stableRevision"))
 
 
+def _position(rollout: Mapping[str, Any], s: RolloutState) -> tuple[str, str]:
+    """(label of the new revision, where its rollout is) in the words of the strategy."""
+    strategy = rollout.get("strategy") or "Rolling"
+    label = "Canary:" if strategy == "Canary" else "New:"
+    if s.direct:
+        return label, "direct (manual)"
+    if strategy == "BlueGreen":
+        return label, ("blue-green: all traffic, held for analysis before promotion" if s.canary_weight
+                       else "blue-green: full size, no traffic until Ready")
+    if strategy == "Rolling":
+        return label, "rolling: promoted once Ready"
+    return label, f"step {s.step_index + 1}/{len(rollout.get('steps') or []) or '?'}"
+
+
 def format_timeline(md: Mapping[str, Any]) -> str:
     """Header (phase, revisions, step, weights, counters), the last analysis, then the timeline."""
     meta, status = md.get("metadata", {}), md.get("status") or {}
     s = _state(md)
-    steps = ((md.get("spec") or {}).get("rollout") or {}).get("steps") or []
+    rollout = (md.get("spec") or {}).get("rollout") or {}
     lines = [
         f"ModelDeployment {meta.get('namespace', '?')}/{meta.get('name', '?')}",
         f"  Phase:    {status.get('phase', '-')} (rollout {s.phase.value})",
@@ -73,10 +87,10 @@ def format_timeline(md: Mapping[str, Any]) -> str:
         f"  Stable:   {s.stable_revision or '-'} {s.stable_model}".rstrip(),
     ]
     if s.canary_revision:
-        where = "direct (manual)" if s.direct else f"step {s.step_index + 1}/{len(steps) or '?'}"
+        label, where = _position(rollout, s)
         lines += [
-            f"  Canary:   {s.canary_revision} {s.canary_model}  {where}",
-            f"  Weights:  stable {100 - s.canary_weight}%  canary {s.canary_weight}%",
+            f"  {label:<9} {s.canary_revision} {s.canary_model}  {where}",
+            f"  Weights:  stable {100 - s.canary_weight}%  {label[:-1].lower()} {s.canary_weight}%",
             f"  Analysis: {s.analysis_runs} runs, {s.failures} failed ({s.consecutive_failures} in a row), "
             f"{s.consecutive_errors} errors in a row, {s.inconclusive_streak} inconclusive in a row",
         ]

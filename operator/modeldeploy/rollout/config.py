@@ -8,10 +8,24 @@ from __future__ import annotations
 import itertools
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
-from modeldeploy.analysis.config import AnalysisMetric
+from modeldeploy.analysis.config import RELATIVE_CHECKS, AnalysisMetric
 from modeldeploy.analysis.duration import parse_duration
+
+Strategy = Literal["Rolling", "Canary", "BlueGreen"]
+STEPS_ONLY_CANARY = (
+    "steps are only used by strategy Canary (Rolling promotes the new revision when it is Ready; "
+    "BlueGreen switches all traffic at once)"
+)
+METRICS_NOT_ROLLING = (
+    "metrics are analysed by strategies Canary and BlueGreen only (Rolling promotes the new revision as "
+    "soon as it is Ready)"
+)
+RELATIVE_NOT_BLUE_GREEN = (
+    "strategy BlueGreen sends no traffic to the stable revision while it analyses the new one: relative "
+    f"checks ({', '.join(sorted(RELATIVE_CHECKS))}) cannot be measured"
+)
 
 
 class _Model(BaseModel):
@@ -39,6 +53,10 @@ class StepSpec(_Model):
     """Hold after setting the weight; without it the step is held for one `interval`."""
 
 
+BLUE_GREEN_SWITCH = StepSpec(setWeight=100)
+"""BlueGreen's implicit step: all traffic to the new revision, held one `interval` (no `pause`)."""
+
+
 class SecretKeyRef(_Model):
     name: str
     """Secret in the ModelDeployment's namespace."""
@@ -56,10 +74,10 @@ class PrometheusRef(_Model):
 
 
 class RolloutConfig(_Model):
-    strategy: Literal["Rolling", "Canary", "BlueGreen"] = "Rolling"
-    """Rollout strategy; Rolling is a canary without steps (switch when Ready)."""
+    strategy: Strategy = "Rolling"
+    """Rollout strategy; the engine walks `effective_steps` for each of them."""
     steps: tuple[StepSpec, ...] = ()
-    """Canary steps, strictly increasing weights."""
+    """Canary steps, strictly increasing weights (strategy Canary only)."""
     interval: str = "1m"
     """Analysis interval, also the default hold of a step and the default query window."""
     failure_limit: int = Field(default=3, alias="failureLimit", ge=0)
@@ -97,13 +115,48 @@ class RolloutConfig(_Model):
             raise ValueError("steps[].setWeight must be strictly increasing")
         return steps
 
+    # The same rules as the CEL of rollout/schema.py, for objects stored before the CRD had them.
+    @field_validator("steps")
+    @classmethod
+    def _canary_only(cls, steps: tuple[StepSpec, ...], info: ValidationInfo) -> tuple[StepSpec, ...]:
+        if steps and info.data.get("strategy") in ("Rolling", "BlueGreen"):  # absent: strategy is invalid
+            raise ValueError(STEPS_ONLY_CANARY)
+        return steps
+
+    @field_validator("metrics")
+    @classmethod
+    def _analysable(
+        cls, metrics: tuple[AnalysisMetric, ...], info: ValidationInfo
+    ) -> tuple[AnalysisMetric, ...]:
+        strategy = info.data.get("strategy")
+        if metrics and strategy == "Rolling":
+            raise ValueError(METRICS_NOT_ROLLING)
+        relative = [m.name for m in metrics if m.kind in RELATIVE_CHECKS]
+        if relative and strategy == "BlueGreen":
+            raise ValueError(f"{RELATIVE_NOT_BLUE_GREEN}: {', '.join(relative)}")
+        return metrics
+
+    @property
+    def effective_steps(self) -> tuple[StepSpec, ...]:
+        """The steps the engine walks for the strategy. Canary: its own. BlueGreen: one implicit step at
+        100%, held one `interval` (the post-promotion analysis) while the previous revision keeps its pods,
+        so a failed analysis switches back at once. Rolling: none, promoted as soon as Ready."""
+        if self.strategy == "Canary":
+            return self.steps
+        if self.strategy == "BlueGreen":
+            return (BLUE_GREEN_SWITCH,)
+        return ()
+
     @property
     def interval_seconds(self) -> float:
         return parse_duration(self.interval)
 
     def hold_seconds(self, index: int) -> float | None:
-        """How long step `index` is held; None: until resumed by hand."""
-        pause = self.steps[index].pause
+        """How long step `index` of `effective_steps` is held; None: until resumed by hand. An index past the
+        steps (they changed under a running canary, which the engine then moves to the last one) holds one
+        `interval`."""
+        steps = self.effective_steps
+        pause = steps[index].pause if index < len(steps) else None
         if pause is None:
             return self.interval_seconds
         return None if pause.duration is None else parse_duration(pause.duration)

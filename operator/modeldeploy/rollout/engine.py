@@ -13,6 +13,10 @@ post and when to be called again. Rules, in order:
 3. The canary: weight only once Ready (unready longer than progressDeadlineSeconds rolls back); analysis
    counters; limits exceeded roll back (or pause without autoRollback); a step advances when held long
    enough AND an analysis taken during it passed. Inconclusive never advances and never fails.
+
+Every strategy is this one walk over `config.effective_steps`: Canary its steps, BlueGreen one step at 100%
+(the stable revision keeps its pods until promotion, so a rollback is a weight change), Rolling none (promoted
+once Ready, unless paused).
 """
 
 from __future__ import annotations
@@ -124,7 +128,7 @@ def _apply_analysis(d: Draft, run: AnalysisRun, desired: str) -> None:
         reason = f"{s.consecutive_errors} consecutive analyses with provider errors > " \
                  f"consecutiveErrorLimit {c.consecutive_error_limit}"
     if reason is None:
-        where = f"step {s.step_index + 1}/{len(c.steps)} at {s.canary_weight}%"
+        where = d.position()
         if run.outcome == Outcome.INCONCLUSIVE:
             d.set(message=f"{where}: waiting for data ({s.inconclusive_streak} inconclusive in a row): "
                           f"{run.summary()}")
@@ -160,9 +164,14 @@ def _progress(d: Draft, observed: Observed) -> None:
                         observed.desired_revision)
         return
     d.set(canary_unready_since=None)
-    if d.state.direct or not c.steps:
-        d.promote("manual rollback" if d.state.direct and d.state.held_revision else
-                  "promoted by request" if d.state.direct else "Ready (no steps)")
+    if d.state.direct:
+        d.promote("manual rollback" if d.state.held_revision else "promoted by request")
+        return
+    if not c.effective_steps:
+        if _paused(c, d.state):  # nothing else would hold a Rolling update: a pause must
+            d.set(phase=Phase.PAUSED, message=f"{d.state.canary_revision} is Ready; paused before promotion")
+            return
+        d.promote("Ready" if c.strategy == "Rolling" else "Ready (no steps)")
         return
     if observed.analysis is not None:
         _apply_analysis(d, observed.analysis, observed.desired_revision)
@@ -173,8 +182,10 @@ def _progress(d: Draft, observed: Observed) -> None:
         d.set(phase=Phase.PAUSED)
         return
     d.set(phase=Phase.PROGRESSING)
-    if s.step_started_at is None:
-        d.enter_step(s.step_index)
+    last = len(c.effective_steps) - 1
+    if s.step_started_at is None or s.step_index > last:
+        # Past the last step: the steps or the strategy changed under this canary; hold the new last step.
+        d.enter_step(min(s.step_index, last))
         return
     hold = c.hold_seconds(s.step_index)
     held = hold is not None and now >= s.step_started_at + timedelta(seconds=hold)
@@ -189,11 +200,14 @@ def _progress(d: Draft, observed: Observed) -> None:
 
 def advance(d: Draft) -> None:
     """Next step, or promotion after the last one."""
-    nxt = d.state.step_index + 1
-    if nxt < len(d.config.steps):
+    c, nxt = d.config, d.state.step_index + 1
+    if nxt < len(c.effective_steps):
         d.enter_step(nxt)
+    elif c.strategy == "BlueGreen":
+        gate = " with a passing analysis" if c.metrics else ""
+        d.promote(f"held {c.interval} on all traffic{gate}")
     else:
-        d.promote(f"all {len(d.config.steps)} steps passed")
+        d.promote(f"all {len(c.effective_steps)} steps passed")
 
 
 def _outputs(d: Draft, observed: Observed) -> tuple[dict[str, int], dict[str, int], frozenset[str]]:

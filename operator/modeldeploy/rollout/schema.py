@@ -9,14 +9,17 @@ keeps them in step).
 
 from __future__ import annotations
 
-from modeldeploy.analysis.config import BUILTIN_CHECKS, NAME_ALIASES, TEMPLATE_VARIABLES
+from modeldeploy.analysis.config import BUILTIN_CHECKS, NAME_ALIASES, RELATIVE_CHECKS, TEMPLATE_VARIABLES
 from modeldeploy.analysis.verdict import Outcome
 from modeldeploy.api.openapi import Node, array, boolean, integer, number, obj, rule, string
 from modeldeploy.api.schema import DNS_LABEL, DURATION, STRATEGIES
+from modeldeploy.rollout.config import METRICS_NOT_ROLLING, RELATIVE_NOT_BLUE_GREEN, STEPS_ONLY_CANARY
 from modeldeploy.rollout.state import TIMELINE_LIMIT, HistoryOutcome, Phase
 
 _VARS = ", ".join(f"`{{{{ {v} }}}}`" for v in TEMPLATE_VARIABLES)
 _NAMES = ", ".join(f"`{n}`" for n in NAME_ALIASES)
+_RELATIVE = ", ".join(repr(c) for c in sorted(RELATIVE_CHECKS))
+_RELATIVE_NAMES = ", ".join(repr(n) for n, (c, _) in NAME_ALIASES.items() if c in RELATIVE_CHECKS)
 
 
 def _metric() -> Node:
@@ -89,8 +92,9 @@ def _metric() -> Node:
 
 def _steps() -> Node:
     return array(
-        "Canary steps: set the canary weight, hold it (`pause`, default one `interval`) with analysis at "
-        "every interval; the next step needs a passing analysis taken during this one.",
+        "Canary steps (strategy Canary only): set the canary weight, hold it (`pause`, default one "
+        "`interval`) with analysis at every interval; the next step needs a passing analysis taken during "
+        "this one.",
         obj(
             "A canary step.",
             {
@@ -141,14 +145,27 @@ def _prometheus() -> Node:
 
 
 ROLLOUT_SPEC_SCHEMA: Node = obj(
-    "How a new revision replaces the serving one. `Rolling`: switch when the new revision is Ready. "
+    "How a new revision replaces the serving one. Every strategy records status.rollout and its history, "
+    "keeps promoted revisions at 0 replicas as `rollback` targets and takes manual control: "
+    "`kubectl modeldeploy pause|resume|promote|abort|retry|rollback`. "
+    "`Rolling`: the new revision is promoted as soon as it is Ready. "
     "`Canary`: walk `steps`, analysing `metrics` every `interval`; roll back when a limit is exceeded. "
-    "`BlueGreen`: as Rolling (full-size new revision, switch when Ready). "
-    "Manual control: `kubectl modeldeploy pause|resume|promote|abort|retry|rollback`.",
+    "`BlueGreen`: the new revision runs at full size with no traffic until Ready, then takes all traffic "
+    "at once and is held for at least one `interval` (analysed with `metrics`) while the previous revision "
+    "keeps its pods, so a rollback switches back at once; then it is promoted.",
     {
-        "strategy": string("Rollout strategy.", enum=STRATEGIES, default="Rolling"),
+        "strategy": string(
+            "Rollout strategy: `Rolling` (promote when Ready), `Canary` (weighted `steps` with analysis) "
+            "or `BlueGreen` (switch all traffic when Ready, analyse, keep the previous revision until "
+            "promotion).",
+            enum=STRATEGIES, default="Rolling",
+        ),
         "steps": _steps(),
-        "interval": string("How often the analysis runs.", pattern=DURATION, max_length=32, default="1m"),
+        "interval": string(
+            "How often the analysis runs; also the default hold of a Canary step and BlueGreen's hold on all "
+            "traffic before promotion.",
+            pattern=DURATION, max_length=32, default="1m",
+        ),
         "failureLimit": integer(
             "Failed analyses tolerated during one rollout; one more rolls back.", minimum=0, maximum=100,
             default=3,
@@ -161,14 +178,15 @@ ROLLOUT_SPEC_SCHEMA: Node = obj(
             minimum=0, maximum=100, default=4,
         ),
         "progressDeadlineSeconds": integer(
-            "Seconds a new revision may take to become Ready (or stay unready during a canary) before it is "
-            "rolled back (reason ModelUnavailable).",
+            "Seconds a new revision may take to become Ready (or stay unready during a rollout) before it is "
+            "rolled back, with every strategy (reason ModelUnavailable).",
             minimum=30, maximum=86400, default=600,
         ),
         "autoRollback": boolean("Roll back when a limit is exceeded; false pauses instead.", default=True),
         "paused": boolean("Freeze the rollout where it is (phase Paused).", default=False),
         "scaleDownDelaySeconds": integer(
-            "Seconds between taking a revision's traffic away and scaling it to zero.",
+            "Seconds between taking a revision's traffic away (promotion of its successor, rollback) and "
+            "scaling it to zero; a previously promoted revision stays at 0 replicas as a `rollback` target.",
             minimum=0, maximum=3600, default=30,
         ),
         "historyLimit": integer(
@@ -177,7 +195,9 @@ ROLLOUT_SPEC_SCHEMA: Node = obj(
         ),
         "prometheus": _prometheus(),
         "metrics": array(
-            "Analysis metrics with thresholds.", _metric(), max_items=16, map_keys=("name",)
+            "Analysis metrics with thresholds (strategies Canary and BlueGreen; BlueGreen cannot use the "
+            "relative checks, the stable revision has no traffic while it is measured).",
+            _metric(), max_items=16, map_keys=("name",),
         ),
     },
     default={"strategy": "Rolling"},
@@ -186,6 +206,24 @@ ROLLOUT_SPEC_SCHEMA: Node = obj(
             "!has(self.strategy) || self.strategy != 'Canary' || (has(self.steps) && size(self.steps) > 0)",
             "strategy Canary needs at least one step",
             field_path=".steps",
+        ),
+        rule(
+            "!has(self.steps) || size(self.steps) == 0 || (has(self.strategy) && self.strategy == 'Canary')",
+            STEPS_ONLY_CANARY,
+            field_path=".steps",
+        ),
+        rule(
+            "!has(self.metrics) || size(self.metrics) == 0 || "
+            "(has(self.strategy) && self.strategy != 'Rolling')",
+            METRICS_NOT_ROLLING,
+            field_path=".metrics",
+        ),
+        rule(
+            "!has(self.strategy) || self.strategy != 'BlueGreen' || !has(self.metrics) || "
+            f"self.metrics.all(m, has(m.check) ? !(m.check in [{_RELATIVE}]) : "
+            f"(has(m.query) || !(m.name in [{_RELATIVE_NAMES}])))",
+            RELATIVE_NOT_BLUE_GREEN,
+            field_path=".metrics",
         ),
     ),
 )

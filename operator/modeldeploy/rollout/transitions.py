@@ -172,9 +172,23 @@ class Draft:
         self.note("Superseded", message)
         self.event("Normal", "Superseded", message)
 
+    def position(self) -> str:
+        """Where the in-flight canary is, for messages."""
+        s, c = self.state, self.config
+        if c.strategy == "BlueGreen":
+            return f"blue-green switch at {s.canary_weight}%"
+        return f"step {s.step_index + 1}/{len(c.effective_steps)} at {s.canary_weight}%"
+
     def enter_step(self, index: int) -> None:
-        weight = self.config.steps[index].set_weight
-        self.set(step_index=index, step_started_at=self.now, canary_weight=weight,
-                 message=f"step {index + 1}/{len(self.config.steps)}: canary weight {weight}%")
-        self.note("Step", self.state.message)
-        self.event("Normal", "Step", self.state.message)
+        c = self.config
+        weight = c.effective_steps[index].set_weight
+        self.set(step_index=index, step_started_at=self.now, canary_weight=weight)
+        if c.strategy == "BlueGreen":
+            s = self.state
+            message = (f"all traffic switched to {s.canary_revision}; {s.stable_revision} keeps its pods for "
+                       f"at least {c.interval} (analysis) before promotion")
+        else:
+            message = f"step {index + 1}/{len(c.effective_steps)}: canary weight {weight}%"
+        self.set(message=message)
+        self.note("Step", message)
+        self.event("Normal", "Step", message)

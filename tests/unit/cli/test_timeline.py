@@ -43,6 +43,20 @@ def test_status_after_rollback_shows_the_reason_and_the_held_revision() -> None:
     assert "Canary:" not in text
 
 
+def test_status_speaks_the_strategy() -> None:
+    md = load("canary-in-progress.json")
+    md["spec"]["rollout"] = {"strategy": "BlueGreen", "interval": "1m"}
+    md["status"]["rollout"].update(canaryWeight=100, stepIndex=0)
+    lines = format_timeline(md).splitlines()
+    where = "blue-green: all traffic, held for analysis before promotion"
+    assert f"  New:      e5f6a7b8 fraud:7  {where}" in lines
+    assert "  Weights:  stable 0%  new 100%" in lines
+    md["spec"]["rollout"] = {}  # the default strategy
+    md["status"]["rollout"].update(canaryWeight=0)
+    lines = format_timeline(md).splitlines()
+    assert "  New:      e5f6a7b8 fraud:7  rolling: promoted once Ready" in lines
+
+
 def test_history() -> None:
     lines = format_history(load("rolled-back.json")).splitlines()
     assert lines[0].split() == ["REVISION", "MODEL", "OUTCOME", "STARTED", "FINISHED", "REASON"]

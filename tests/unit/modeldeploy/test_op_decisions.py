@@ -120,23 +120,27 @@ def test_deployment_readiness() -> None:
     assert deadline_exceeded(stuck) and not deadline_exceeded(_dep(1, 1))
 
 
-def test_new_revision_waits_for_readiness_then_is_promoted() -> None:
-    variants = resolve("m", parse_spec(BASIC), IMAGE)
+EXTRA = {**BASIC, "variants": [{"name": "b", "weight": 20}]}
+"""revisions.decide serves the extra variants (the engine rolls out the primary)."""
+
+
+def test_new_variant_revision_waits_for_readiness_then_is_promoted() -> None:
+    variants = resolve("m", parse_spec(EXTRA), IMAGE)[1:]
     new = variants[0].revision
-    status = {"variants": [{"name": "primary", "revision": "oldrev00"}]}
-    old_dep = {"m-primary-oldrev00": _dep(1, 1)}
-    r = decide("m", variants, status, old_dep, paused=False)["primary"]
+    status = {"variants": [{"name": "b", "revision": "oldrev00"}]}
+    old_dep = {"m-b-oldrev00": _dep(1, 1)}
+    r = decide("m", variants, status, old_dep, paused=False)["b"]
     assert (r.stable, r.canary, r.promoted) == ("oldrev00", new, False)
-    r = decide("m", variants, status, {**old_dep, f"m-primary-{new}": _dep(1, 0)}, paused=False)["primary"]
+    r = decide("m", variants, status, {**old_dep, f"m-b-{new}": _dep(1, 0)}, paused=False)["b"]
     assert r.canary == new
-    r = decide("m", variants, status, {**old_dep, f"m-primary-{new}": _dep(1, 1)}, paused=False)["primary"]
+    r = decide("m", variants, status, {**old_dep, f"m-b-{new}": _dep(1, 1)}, paused=False)["b"]
     assert (r.stable, r.canary, r.promoted) == (new, None, True)
-    r = decide("m", variants, status, {**old_dep, f"m-primary-{new}": _dep(1, 1)}, paused=True)["primary"]
+    r = decide("m", variants, status, {**old_dep, f"m-b-{new}": _dep(1, 1)}, paused=True)["b"]
     assert r.stable == "oldrev00", "a paused rollout never promotes"
 
 
-def test_missing_old_revision_is_not_protected() -> None:
-    variants = resolve("m", parse_spec(BASIC), IMAGE)
-    status = {"variants": [{"name": "primary", "revision": "gone0000"}]}
-    r = decide("m", variants, status, {}, paused=False)["primary"]
+def test_missing_old_variant_revision_is_not_protected() -> None:
+    variants = resolve("m", parse_spec(EXTRA), IMAGE)[1:]
+    status = {"variants": [{"name": "b", "revision": "gone0000"}]}
+    r = decide("m", variants, status, {}, paused=False)["b"]
     assert r.stable == variants[0].revision and r.canary is None
