@@ -103,7 +103,7 @@ class FeedbackRouter:
         explicit = _pinned(req.headers)
         if explicit is not None and explicit not in active.backends:
             names = ", ".join(active.backends)
-            message = f"x-mdroute-variant {explicit!r:.80} names no variant of the route table ({names})"
+            message = f"x-mdroute-variant '{explicit[:64]}' names no variant of the route table ({names})"
             proto.write(error_response(400, message, request_id, None))
             proto.exchange_done(req)
             return
