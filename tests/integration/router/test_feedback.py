@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.router.harness import Proc, Processes, metric, table, write_table
-from tests.integration.router.test_model_servers import ROWS, body_for, iris_model, model_server
+from tests.integration.router.harness import Proc, Processes, metric
+from tests.integration.router.test_model_servers import ROWS, body_for, iris_model, routed_model_servers
 
 __all__ = ["iris_model", "test_feedback_reaches_the_variant_that_predicted"]
 
@@ -59,13 +59,7 @@ def assert_scored(results: Sequence[dict[str, Any]], ids: Sequence[int]) -> None
 def test_feedback_reaches_the_variant_that_predicted(
     procs: Processes, tmp_path: Path, iris_model: tuple[Path, str]
 ) -> None:
-    servers = {v: model_server(procs, v, iris_model) for v in ("stable", "canary")}
-    routes = tmp_path / "routes.json"
-    write_table(routes, table({"stable": 50, "canary": 50}))
-    args = ["--routes-file", str(routes)]
-    for v, s in servers.items():
-        args += ["--backend-override", f"{v}={s.url}"]
-    router = procs.router(args)
+    servers, router = routed_model_servers(procs, tmp_path, iris_model, {"stable": 50, "canary": 50})
 
     served_by: dict[int, str] = {}
     for i in range(N):
