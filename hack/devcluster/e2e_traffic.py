@@ -5,8 +5,8 @@ to whatever URL `url_of()` returns (the ModelDeployment's Service through the po
 the router provider runs). Every answer is recorded (time, status, serving variant from
 `x-mdroute-variant`, latency). For each 200 the true label is queued for feedback, and a feedback thread
 posts batches of `{"request_id", "truth"}` to `POST /v1/models/{name}:feedback` of the backend that served
-the prediction (`feedback_url_of(variant)`; the router's split is not sticky, so feedback sent through it
-could reach a revision that never saw the request id: docs/router.md, Limits).
+the prediction (`feedback_url_of(variant)`: independent of the router's feedback memory, which is per
+router replica and lost when the pod bridge restarts a router process: docs/router.md, Feedback).
 
 Bounded in count and time (`max_requests`, `max_seconds`); `stop()` joins every thread.
 """

@@ -268,7 +268,8 @@ class DataPlane:
     # ---- feedback ----------------------------------------------------------------------------
     def feedback(self, name: str, version: str | None, body: bytes) -> bytes:
         served = self._served(name, version)
-        items = parse_feedback(codec.parse_json(body))
+        payload = codec.parse_json(body)
+        items = parse_feedback(payload)
         task = served.model.info.task
         taken = [(item, self.feedback_store.take(item.request_id)) for item in items]
         try:
@@ -294,7 +295,9 @@ class DataPlane:
             else:
                 entry.update(abs_error=result.abs_error, squared_error=result.squared_error)
             results.append(entry)
-        if len(items) == 1 and results[0]["status"] == "unknown":
+        # A list answers per item even with one item: the router splits lists by variant and
+        # merges the answers, so a one-item part must not turn the whole request into a 404.
+        if not isinstance(payload, list) and results[0]["status"] == "unknown":
             raise UnknownRequestId(
                 f"request id {items[0].request_id!r:.64} is unknown: never seen, already scored, "
                 f"or older than the last {self.feedback_store.capacity} requests"

@@ -208,17 +208,8 @@ func (d *Decider) StickyVariant(key string) int {
 	return len(d.cumulative) - 1
 }
 
-// Decide routes one request given its headers.
-func (d *Decider) Decide(h Headers) Decision {
-	var jar map[string]string
-	cookies := func() map[string]string {
-		if jar == nil {
-			c, _ := h.Get("cookie")
-			jar = ParseCookies(c)
-		}
-		return jar
-	}
-	variant, reason := -1, "split"
+// rule is the first rule whose conditions all hold, or nil.
+func (d *Decider) rule(h Headers, cookies func() map[string]string) *compiledRule {
 rules:
 	for i := range d.rules {
 		r := &d.rules[i]
@@ -239,8 +230,34 @@ rules:
 				}
 			}
 		}
+		return r
+	}
+	return nil
+}
+
+// RuleVariant is the variant index the first matching rule pins (-1: none), without touching the
+// split's state.
+func (d *Decider) RuleVariant(h Headers) int {
+	r := d.rule(h, func() map[string]string { c, _ := h.Get("cookie"); return ParseCookies(c) })
+	if r == nil {
+		return -1
+	}
+	return r.variant
+}
+
+// Decide routes one request given its headers.
+func (d *Decider) Decide(h Headers) Decision {
+	var jar map[string]string
+	cookies := func() map[string]string {
+		if jar == nil {
+			c, _ := h.Get("cookie")
+			jar = ParseCookies(c)
+		}
+		return jar
+	}
+	variant, reason := -1, "split"
+	if r := d.rule(h, cookies); r != nil {
 		variant, reason = r.variant, r.reason
-		break
 	}
 	if variant < 0 {
 		key := ""

@@ -48,7 +48,7 @@ func logf(level int, format string, args ...any) {
 // Settings mirror mdserve/router/settings.py.
 type Settings struct {
 	Host, RoutesFile, Configmap, Namespace, Kubeconfig, AdminHost, AdminToken, LogLevel string
-	Port, AdminPort, PoolSize, ShadowMaxInflight                                        int
+	Port, AdminPort, PoolSize, ShadowMaxInflight, FeedbackMemory                        int
 	PollInterval, KeepaliveSeconds                                                      float64
 	MaxBodyBytes                                                                        int64
 	BackendOverrides                                                                    map[string]string
@@ -95,7 +95,7 @@ func ParseSettings(argv []string, env map[string]string) (*Settings, error) {
 	fs.SetOutput(io.Discard)
 	s := &Settings{}
 	num := func(key, def string) string { return envOr(env, key, def) }
-	var port, adminPort, poolSize, shadowMax, maxBody, poll, keepalive string
+	var port, adminPort, poolSize, shadowMax, feedbackMemory, maxBody, poll, keepalive string
 	fs.StringVar(&s.Host, "host", envOr(env, "MDROUTE_HOST", "0.0.0.0"), "listen address")
 	fs.StringVar(&port, "port", num("MDROUTE_PORT", "8080"), "proxy port")
 	fs.StringVar(&s.RoutesFile, "routes-file", env["MDROUTE_ROUTES_FILE"], "route table file (polled)")
@@ -115,6 +115,7 @@ func ParseSettings(argv []string, env map[string]string) (*Settings, error) {
 	fs.StringVar(&keepalive, "keepalive-seconds", num("MDROUTE_KEEPALIVE_SECONDS", "4"), "idle upstream connection lifetime")
 	fs.StringVar(&maxBody, "max-body-bytes", num("MDROUTE_MAX_BODY_BYTES", strconv.Itoa(64<<20)), "largest request body")
 	fs.StringVar(&shadowMax, "shadow-max-inflight", num("MDROUTE_SHADOW_MAX_INFLIGHT", "256"), "shadow copies in flight per variant")
+	fs.StringVar(&feedbackMemory, "feedback-memory", num("MDROUTE_FEEDBACK_MEMORY", "100000"), "request ids whose variant is remembered for feedback (0: off)")
 	al := strings.ToLower(env["MDROUTE_ACCESS_LOG"])
 	fs.BoolVar(&s.AccessLog, "access-log", al == "1" || al == "true" || al == "yes", "log every request")
 	fs.StringVar(&s.LogLevel, "log-level", envOr(env, "MDROUTE_LOG_LEVEL", "INFO"), "log level")
@@ -129,7 +130,7 @@ func ParseSettings(argv []string, env map[string]string) (*Settings, error) {
 		name string
 		raw  string
 		dst  *int
-	}{{"--port", port, &s.Port}, {"--admin-port", adminPort, &s.AdminPort}, {"--pool-size", poolSize, &s.PoolSize}, {"--shadow-max-inflight", shadowMax, &s.ShadowMaxInflight}}
+	}{{"--port", port, &s.Port}, {"--admin-port", adminPort, &s.AdminPort}, {"--pool-size", poolSize, &s.PoolSize}, {"--shadow-max-inflight", shadowMax, &s.ShadowMaxInflight}, {"--feedback-memory", feedbackMemory, &s.FeedbackMemory}}
 	for _, f := range ints {
 		if *f.dst, err = strconv.Atoi(f.raw); err != nil {
 			return nil, fmt.Errorf("%s: invalid int value %q", f.name, f.raw)
@@ -167,6 +168,8 @@ func ParseSettings(argv []string, env map[string]string) (*Settings, error) {
 		return nil, errors.New("--poll-interval must be between 0.01 and 60 seconds")
 	case s.PoolSize < 1 || s.ShadowMaxInflight < 0 || s.MaxBodyBytes < 1:
 		return nil, errors.New("--pool-size, --max-body-bytes must be positive, --shadow-max-inflight >= 0")
+	case s.FeedbackMemory < 0 || s.FeedbackMemory > 100_000_000:
+		return nil, errors.New("--feedback-memory must be between 0 and 100000000 request ids")
 	}
 	for _, p := range []int{s.Port, s.AdminPort} {
 		if p < 0 || p > 65535 {
@@ -282,7 +285,8 @@ func run(argv []string) int {
 	pools := NewPools(s.PoolSize, shadowLimit, secs(s.KeepaliveSeconds))
 	holder := NewHolder(metrics, s.BackendOverrides, pools)
 	srv := &Server{holder: holder, metrics: metrics, pools: pools, maxBody: s.MaxBodyBytes,
-		shadowMax: int64(s.ShadowMaxInflight), accessLog: s.AccessLog, conns: map[*clientConn]struct{}{}}
+		shadowMax: int64(s.ShadowMaxInflight), accessLog: s.AccessLog, conns: map[*clientConn]struct{}{},
+		memory: NewFeedbackMemory(s.FeedbackMemory)}
 	stop := make(chan struct{})
 	var sources sync.WaitGroup
 	if s.RoutesFile != "" {

@@ -107,6 +107,7 @@ type Metrics struct {
 	order          []string
 	UpstreamErrors labelled // variant, kind
 	Shadow         labelled // variant, outcome
+	FeedbackRouted labelled // variant, how (explicit, remembered, fallback)
 	Reloads        labelled // source, outcome
 	TableInfo      labelled // version, ""
 	Weight         labelled // variant, ""
@@ -202,6 +203,8 @@ func (m *Metrics) Exposition() []byte {
 	writeLabelled(&b, "mdroute_upstream_errors_total", &m.UpstreamErrors, "variant", "kind")
 	header(&b, "mdroute_shadow_requests_total", "Shadow copies by outcome (ok, http_error, error, timeout, dropped).", "counter")
 	writeLabelled(&b, "mdroute_shadow_requests_total", &m.Shadow, "variant", "outcome")
+	header(&b, "mdroute_feedback_routed_total", "Feedback items by the variant they were sent to and how it was chosen (explicit: x-mdroute-variant header or a rule; remembered; fallback: sticky key or split).", "counter")
+	writeLabelled(&b, "mdroute_feedback_routed_total", &m.FeedbackRouted, "variant", "how")
 	header(&b, "mdroute_table_reloads_total", "Route table deliveries by source and outcome (applied, invalid, error).", "counter")
 	writeLabelled(&b, "mdroute_table_reloads_total", &m.Reloads, "source", "outcome")
 	header(&b, "mdroute_table_info", "1 for the version of the route table in use.", "gauge")

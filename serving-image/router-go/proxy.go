@@ -34,6 +34,7 @@ type Server struct {
 	maxBody   int64
 	shadowMax int64
 	accessLog bool
+	memory    *FeedbackMemory // which variant served each request id, for feedback
 	mu        sync.Mutex
 	conns     map[*clientConn]struct{}
 	connWG    sync.WaitGroup
@@ -44,19 +45,21 @@ type Server struct {
 }
 
 type clientConn struct {
-	s     *Server
-	c     net.Conn
-	br    *bufio.Reader
-	bw    *bufio.Writer
-	peer  []byte
-	busy  atomic.Bool
-	dead  bool
-	req   request
-	resp  respHead
-	out   []byte
-	head  []byte
-	copyb []byte
-	ridb  [32]byte
+	s    *Server
+	c    net.Conn
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	peer []byte
+	busy atomic.Bool
+	dead bool
+	// remember: the request is a prediction; a 2xx answer records its variant for feedback.
+	remember bool
+	req      request
+	resp     respHead
+	out      []byte
+	head     []byte
+	copyb    []byte
+	ridb     [32]byte
 }
 
 type request struct {
@@ -384,7 +387,18 @@ func (cc *clientConn) handle() {
 		cc.write(errorResponse(400, "request target must be a path (origin-form)", r.requestID, "", !r.keepAlive))
 		return
 	}
-	d := a.Decider.Decide(r)
+	if isFeedback(r.method, t) {
+		cc.routeFeedback(a, started)
+		return
+	}
+	cc.remember = isInference(r.method, t)
+	cc.forwardWhole(a, a.Decider.Decide(r), started)
+	cc.remember = false
+}
+
+// forwardWhole relays the request to d's variant, records it, then sends d's shadow copies.
+func (cc *clientConn) forwardWhole(a *Active, d Decision, started time.Time) {
+	r := &cc.req
 	cc.s.inflight.Add(1)
 	status := cc.forward(a, d.Variant)
 	cc.s.inflight.Add(-1)
@@ -423,6 +437,11 @@ func isDroppedResponseHeader(lower []byte) bool {
 
 // buildRequest appends the upstream request head for backend b to out.
 func buildRequest(out []byte, r *request, b *Backend, peer []byte, extra string) []byte {
+	return buildRequestBody(out, r, b, peer, extra, r.body)
+}
+
+// buildRequestBody is buildRequest for a body other than the caller's (a part of a feedback list).
+func buildRequestBody(out []byte, r *request, b *Backend, peer []byte, extra string, body []byte) []byte {
 	out = append(out, r.method...)
 	out = append(out, ' ')
 	out = append(out, r.target...)
@@ -463,9 +482,9 @@ func buildRequest(out []byte, r *request, b *Backend, peer []byte, extra string)
 		out = append(out, "x-forwarded-proto: http\r\n"...)
 	}
 	m := string(r.method)
-	if len(r.body) > 0 || m == "POST" || m == "PUT" || m == "PATCH" {
+	if len(body) > 0 || m == "POST" || m == "PUT" || m == "PATCH" {
 		out = append(out, "content-length: "...)
-		out = strconv.AppendInt(out, int64(len(r.body)), 10)
+		out = strconv.AppendInt(out, int64(len(body)), 10)
 		out = append(out, "\r\n"...)
 	}
 	return append(out, "\r\n"...)
@@ -581,6 +600,10 @@ func (cc *clientConn) relay(a *Active, vi int, conn *upConn, name string) int {
 	b := a.Pools[vi]
 	br := conn.br
 	status := h.status
+	if cc.remember && status >= 200 && status < 300 {
+		// Before the caller can see the answer: its feedback may follow on another connection at once.
+		cc.s.memory.Remember(r.requestID, name)
+	}
 	noBody := r.headOnly || status == 204 || status == 304
 	switch {
 	case noBody:

@@ -47,6 +47,7 @@ async def serve(settings: Settings, stop: asyncio.Event, started: asyncio.Event 
         keepalive_seconds=settings.keepalive_seconds,
         max_body=settings.max_body_bytes,
         shadow_max_inflight=settings.shadow_max_inflight,
+        feedback_memory=settings.feedback_memory,
     )
     tasks: list[asyncio.Task[None]] = [asyncio.create_task(_sweep(core), name="idle-sweeper")]
     admin: web.AppRunner | None = None

@@ -157,6 +157,19 @@ class Decider:
         point = sticky_point(key, self._sticky_salt, self._total)
         return self._names[bisect.bisect_right(self._cumulative, point)]
 
+    def _rule(
+        self, headers: Mapping[str, str], cookies: Callable[[], dict[str, str]]
+    ) -> _CompiledRule | None:
+        for rule in self._rules:
+            if rule.matches(headers, cookies):
+                return rule
+        return None
+
+    def rule_variant(self, headers: Mapping[str, str]) -> str | None:
+        """The variant the first matching rule pins, without touching the split's state."""
+        rule = self._rule(headers, lambda: parse_cookies(headers.get("cookie")))
+        return rule.variant if rule is not None else None
+
     def decide(self, headers: Mapping[str, str]) -> Decision:
         """Route one request given its headers (lower-case keys or a case-insensitive mapping)."""
         jar: dict[str, str] | None = None
@@ -169,10 +182,9 @@ class Decider:
 
         variant: str | None = None
         reason = "split"
-        for rule in self._rules:
-            if rule.matches(headers, cookies):
-                variant, reason = rule.variant, f"rule:{rule.name}"
-                break
+        rule = self._rule(headers, cookies)
+        if rule is not None:
+            variant, reason = rule.variant, f"rule:{rule.name}"
         if variant is None:
             key = None
             if self._sticky_header is not None:

@@ -37,6 +37,7 @@ class Exchange:
         "head",
         "payload",
         "proto",
+        "remember",
         "req",
         "request_id",
         "shadow_tail",
@@ -58,6 +59,7 @@ class Exchange:
         tail: bytes,
         request_id: str,
         started: float,
+        remember: bool = False,
     ) -> None:
         self.core, self.proto, self.req, self.active = core, proto, req, active
         self.variant, self.shadows, self.request_id, self.started = variant, shadows, request_id, started
@@ -71,6 +73,8 @@ class Exchange:
         self.body: list[bytes] = []
         self.streaming = False
         self.chunked = False
+        self.remember = remember
+        """A prediction: on success, remember which variant served its request id (for feedback)."""
 
     def begin(self) -> None:
         conn = self.core.pool.take_idle(self.backend)
@@ -195,6 +199,8 @@ class Exchange:
 
     def _finish(self, status: int) -> None:
         self.core.observe(self.variant, status, time.perf_counter() - self.started)
+        if self.remember and 200 <= status < 300:
+            self.core.memory.remember(self.request_id, self.variant)
         if self.shadows:  # after the caller's answer is written: copies never delay it
             for variant in self.shadows:
                 self.core.start_shadow(self.active, variant, self.req, self.shadow_tail)

@@ -39,6 +39,13 @@ class RouterMetrics:
             ["variant", "outcome"],
             registry=r,
         )
+        self.feedback_routed = Counter(
+            "mdroute_feedback_routed",
+            "Feedback items by the variant they were sent to and how it was chosen "
+            "(explicit: x-mdroute-variant header or a rule; remembered; fallback: sticky key or split).",
+            ["variant", "how"],
+            registry=r,
+        )
         self.reloads = Counter(
             "mdroute_table_reloads",
             "Route table deliveries by source and outcome (applied, invalid, error).",

@@ -23,6 +23,8 @@ import httptools
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from mdserve.router.exchange import Exchange
+from mdserve.router.feedback import FeedbackMemory, is_feedback, is_inference
+from mdserve.router.feedback_proxy import FeedbackRouter
 from mdserve.router.http1 import (
     Backend,
     error_response,
@@ -215,6 +217,7 @@ class RouterCore:
         keepalive_seconds: float,
         max_body: int,
         shadow_max_inflight: int,
+        feedback_memory: int = 0,
     ) -> None:
         self.holder = holder
         self.metrics = metrics
@@ -225,6 +228,8 @@ class RouterCore:
         self.shadow_pool = Pool(loop, max(1, min(pool_size, shadow_max_inflight)), keepalive_seconds)
         self.shadow_max = shadow_max_inflight
         self.connections: set[ClientProtocol] = set()
+        self.memory = FeedbackMemory(feedback_memory)
+        self.feedback = FeedbackRouter(self)
         self._backends: dict[str, Backend] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._shadow_inflight: dict[str, int] = {}
@@ -286,14 +291,33 @@ class RouterCore:
             proto.write(error_response(400, "request target must be a path (origin-form)", request_id, None))
             proto.exchange_done(req)
             return
+        if is_feedback(req.method, target):
+            self.feedback.route(proto, req, active, headers, request_id, started)
+            return
         decision = active.decider.decide(headers)
+        remember = is_inference(req.method, target)
+        self.forward(proto, req, active, decision.variant, decision.shadows, request_id, started, remember)
+
+    def forward(
+        self,
+        proto: ClientProtocol,
+        req: Request,
+        active: ActiveTable,
+        variant: str,
+        shadows: tuple[str, ...],
+        request_id: str,
+        started: float,
+        remember: bool = False,
+    ) -> None:
+        """Relay ``req`` whole to ``variant`` (then copy it to ``shadows``)."""
         with_length = bool(req.body) or req.method in _BODY_METHODS
         tail = request_tail(req.headers, len(req.body), request_id.encode(), proto.peer, with_length)
+        self.exchange_started()
+        Exchange(self, proto, req, active, variant, shadows, tail, request_id, started, remember).begin()
+
+    def exchange_started(self) -> None:
         self.inflight += 1
         self._idle.clear()
-        Exchange(
-            self, proto, req, active, decision.variant, decision.shadows, tail, request_id, started
-        ).begin()
 
     def exchange_finished(self) -> None:
         self.inflight -= 1

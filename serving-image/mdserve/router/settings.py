@@ -50,6 +50,9 @@ class Settings:
     shadow_max_inflight: int = 256
     """Shadow copies in flight at once per variant; more are dropped and counted
     (``MDROUTE_SHADOW_MAX_INFLIGHT``)."""
+    feedback_memory: int = 100_000
+    """Request ids whose variant is remembered so their feedback goes to the same variant; 0 turns
+    the memory off (``MDROUTE_FEEDBACK_MEMORY``)."""
     access_log: bool = False
     """Log every request (``MDROUTE_ACCESS_LOG=true``); off by default for speed."""
     log_level: str = "INFO"
@@ -97,6 +100,9 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         "--shadow-max-inflight", type=int, default=int(env.get("MDROUTE_SHADOW_MAX_INFLIGHT", "256"))
     )
     p.add_argument(
+        "--feedback-memory", type=int, default=int(env.get("MDROUTE_FEEDBACK_MEMORY", "100000"))
+    )
+    p.add_argument(
         "--access-log",
         action="store_true",
         default=env.get("MDROUTE_ACCESS_LOG", "").lower() in ("1", "true", "yes"),
@@ -124,6 +130,7 @@ def parse_settings(argv: Sequence[str], env: Mapping[str, str] | None = None) ->
         keepalive_seconds=a.keepalive_seconds,
         max_body_bytes=a.max_body_bytes,
         shadow_max_inflight=a.shadow_max_inflight,
+        feedback_memory=a.feedback_memory,
         access_log=a.access_log,
         log_level=a.log_level.upper(),
     )
@@ -142,6 +149,8 @@ def _check(s: Settings) -> None:
         raise SettingsError("--poll-interval must be between 0.01 and 60 seconds")
     if s.pool_size < 1 or s.shadow_max_inflight < 0 or s.max_body_bytes < 1:
         raise SettingsError("--pool-size, --max-body-bytes must be positive, --shadow-max-inflight >= 0")
+    if not 0 <= s.feedback_memory <= 100_000_000:
+        raise SettingsError("--feedback-memory must be between 0 and 100000000 request ids")
     for port in (s.port, s.admin_port):
         if not 0 <= port <= 65535:
             raise SettingsError(f"port {port} out of range")

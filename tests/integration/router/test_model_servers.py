@@ -79,16 +79,23 @@ def body_for(i: int) -> bytes:
     return json.dumps({"instances": [ROWS[i % len(ROWS)]]}).encode()
 
 
-def test_ninety_ten_across_two_model_servers(
-    procs: Processes, tmp_path: Path, iris_model: tuple[Path, str]
-) -> None:
-    servers = {v: model_server(procs, v, iris_model) for v in ("stable", "canary")}
+def routed_model_servers(
+    procs: Processes, tmp_path: Path, model: tuple[Path, str], weights: dict[str, int]
+) -> tuple[dict[str, Proc], Proc]:
+    """One model server per variant of ``weights`` and a router splitting between them."""
+    servers = {v: model_server(procs, v, model) for v in weights}
     routes = tmp_path / "routes.json"
-    write_table(routes, table({"stable": 90, "canary": 10}))
+    write_table(routes, table(weights))
     args = ["--routes-file", str(routes)]
     for v, s in servers.items():
         args += ["--backend-override", f"{v}={s.url}"]
-    router = procs.router(args)
+    return servers, procs.router(args)
+
+
+def test_ninety_ten_across_two_model_servers(
+    procs: Processes, tmp_path: Path, iris_model: tuple[Path, str]
+) -> None:
+    servers, router = routed_model_servers(procs, tmp_path, iris_model, {"stable": 90, "canary": 10})
     before = {v: served(s, v) for v, s in servers.items()}
 
     results = asyncio.run(

@@ -15,6 +15,9 @@ from tests.integration.router.test_errors import (  # noqa: F401
     test_request_ids_headers_and_bodies_pass_through,
     test_sigterm_finishes_in_flight_requests_and_exits_cleanly,
 )
+from tests.integration.router.test_feedback import (  # noqa: F401
+    test_feedback_reaches_the_variant_that_predicted,
+)
 from tests.integration.router.test_http import *  # noqa: F403
 from tests.integration.router.test_model_servers import (  # noqa: F401
     iris_model,

@@ -110,6 +110,9 @@ def test_feedback_scores_once_and_counts(iris_model: SklearnModel) -> None:
     assert registry.get_sample_value("mdserve_predictions_total", {**labels, "class": "2"}) == 1
     with pytest.raises(UnknownRequestId):
         dataplane.feedback("iris", None, b'{"request_id": "two-rows", "truth": [0, 1]}')
+    # A list answers per item, even a list of one (the router sends its per-variant parts as lists).
+    listed = orjson.loads(dataplane.feedback("iris", None, b'[{"request_id": "two-rows", "truth": [0, 1]}]'))
+    assert listed == {"results": [{"request_id": "two-rows", "status": "unknown"}]}
 
 
 def test_feedback_accepts_the_v2_body_id_too(iris_model: SklearnModel) -> None:
