@@ -213,15 +213,12 @@ class Stack:
             return None
         return url
 
-    def backend_url(self, name: str, backend: str) -> str | None:
-        """A router backend `<variant>-<revision>` is the per-revision Service `<md>-<variant>-<revision>`."""
-        assert self.bridge is not None
-        return self.bridge.local_url(f"{name}-{backend}", self.ns)
-
     def traffic(self, name: str, rate: float = 25.0, model: str = "iris", feedback: bool = True,
                 max_seconds: float = 600) -> TrafficLoop:
+        """Load on Service `name`; the feedback goes to the same Service, as a client's would: the router
+        sends each row to the variant that served its prediction (docs/router.md, Feedback)."""
         return TrafficLoop(lambda: self.ready_url(name), model=model, rate=rate,
-                           feedback_url_of=(lambda b: self.backend_url(name, b)) if feedback else None,
+                           feedback_url_of=(lambda _variant: self.ready_url(name)) if feedback else None,
                            max_seconds=max_seconds)
 
     def router_url(self, name: str) -> str | None:

@@ -4,9 +4,9 @@
 to whatever URL `url_of()` returns (the ModelDeployment's Service through the pod bridge: the router once
 the router provider runs). Every answer is recorded (time, status, serving variant from
 `x-mdroute-variant`, latency). For each 200 the true label is queued for feedback, and a feedback thread
-posts batches of `{"request_id", "truth"}` to `POST /v1/models/{name}:feedback` of the backend that served
-the prediction (`feedback_url_of(variant)`: independent of the router's feedback memory, which is per
-router replica and lost when the pod bridge restarts a router process: docs/router.md, Feedback).
+posts batches of `{"request_id", "truth"}` to `POST /v1/models/{name}:feedback` of `feedback_url_of(variant)`
+(the Stack sends it through the ModelDeployment's Service, like a client: the router returns each row to the
+variant that served it).
 
 Bounded in count and time (`max_requests`, `max_seconds`); `stop()` joins every thread.
 """
@@ -59,6 +59,12 @@ class FeedbackStats:
     """Rows the model server scored."""
     failed: int = 0
     """Rows whose post failed (no target, HTTP error, unknown request id)."""
+    failed_by_variant: Counter[str] = field(default_factory=Counter)
+    """Failed rows by the variant that served their prediction."""
+
+    def fail(self, items: list[_Pending]) -> None:
+        self.failed += len(items)
+        self.failed_by_variant.update(p.variant for p in items)
 
 
 @dataclass
@@ -248,7 +254,7 @@ class TrafficLoop:
             for p in batch:
                 target = self.feedback_url_of(p.variant) if p.variant else p.base
                 if target is None:
-                    self.feedback.failed += 1
+                    self.feedback.fail([p])
                     continue
                 by_target.setdefault(target, []).append(p)
             for target, items in by_target.items():
@@ -266,13 +272,15 @@ class TrafficLoop:
             resp = conn.getresponse()
             result = json.loads(resp.read() or b"{}")
         except (OSError, http.client.HTTPException, ValueError):
-            self.feedback.failed += len(items)
+            self.feedback.fail(items)
             return
         finally:
             conn.close()
-        scored = sum(1 for r in result.get("results", []) if r.get("status") == "scored")
-        self.feedback.scored += scored
-        self.feedback.failed += len(items) - scored
+        # One result per row, in order (the router merges the variants' answers back into the posted order).
+        results = result.get("results", [])
+        failed = [p for i, p in enumerate(items) if i >= len(results) or results[i].get("status") != "scored"]
+        self.feedback.scored += len(items) - len(failed)
+        self.feedback.fail(failed)
 
 
 def _connect(base: str, timeout: float) -> http.client.HTTPConnection:
