@@ -33,8 +33,9 @@ from devcluster import benchmarks_doc  # noqa: E402
 
 ROOT = HERE.parents[1]
 RESULTS = HERE / "results" / "router_go.json"
-TARGETS = ("direct", "nginx", "python", "go", "go1")
-"""``go1`` is the Go router with GOMAXPROCS=1: one core, like nginx's single worker and the Python process."""
+TARGETS = ("direct", "nginx", "python", "go", "go1", "go-nomem")
+"""``go1`` is the Go router with GOMAXPROCS=1: one core, like nginx's single worker and the Python process;
+``go-nomem`` is ``go`` without the feedback memory (MDROUTE_FEEDBACK_MEMORY=0): what remembering costs."""
 
 
 def build_go_router() -> Path:
@@ -79,7 +80,7 @@ def main() -> int:
     try:
         up = br.start_upstreams(tmp, procs)
         ports, nginx_port, routes, log = up.ports, up.nginx_port, up.routes, up.log
-        py_port, go_port, go1_port, admin_port = (br.free_port() for _ in range(4))
+        py_port, go_port, go1_port, nomem_port, admin_port = (br.free_port() for _ in range(5))
         common = [
             "--host", "127.0.0.1", "--routes-file", str(routes), "--log-level", "WARNING",
             "--backend-override", f"stable=http://127.0.0.1:{ports['stable']}",
@@ -105,21 +106,23 @@ def main() -> int:
                 env={**os.environ, "MDROUTE_ADMIN_TOKEN": token},
             )
         )
-        if "go1" in wanted:
-            procs.append(
-                subprocess.Popen(
-                    [str(binary), "--port", str(go1_port), *go_common],
-                    stdout=log,
-                    stderr=log,
-                    env={**os.environ, "GOMAXPROCS": "1"},
+        variants = {"go1": (go1_port, {"GOMAXPROCS": "1"}),
+                    "go-nomem": (nomem_port, {"MDROUTE_FEEDBACK_MEMORY": "0"})}
+        for name, (port, env) in variants.items():
+            if name in wanted:
+                procs.append(
+                    subprocess.Popen(
+                        [str(binary), "--port", str(port), *go_common], stdout=log, stderr=log,
+                        env={**os.environ, **env},
+                    )
                 )
-            )
         urls = {
             "direct": f"http://127.0.0.1:{ports['stable']}/v2/models/m/infer",
             "nginx": f"http://127.0.0.1:{nginx_port}/v2/models/m/infer",
             "python": f"http://127.0.0.1:{py_port}/v2/models/m/infer",
             "go": f"http://127.0.0.1:{go_port}/v2/models/m/infer",
             "go1": f"http://127.0.0.1:{go1_port}/v2/models/m/infer",
+            "go-nomem": f"http://127.0.0.1:{nomem_port}/v2/models/m/infer",
         }
         targets = {name: urls[name] for name in wanted}
         for url in targets.values():
@@ -159,7 +162,9 @@ def main() -> int:
         "Upstreams: one nginx (1 worker) returning a fixed JSON body on two ports; proxies: nginx (1 worker, "
         "`split_clients` 90/10, keep-alive pools), the Python router (`python -m mdserve.router`, 1 process, "
         "uvloop) and the Go router (`mdroute`, 1 process; `go` = GOMAXPROCS default, i.e. up to all cores; "
-        "`go1` = GOMAXPROCS=1, one core like nginx's single worker), all with the same 90/10 table; "
+        "`go1` = GOMAXPROCS=1, one core like nginx's single worker; `go-nomem` = `go` with "
+        "MDROUTE_FEEDBACK_MEMORY=0, i.e. without remembering which variant served each request id for "
+        "feedback routing, which every other Go row does), all with the same 90/10 table; "
         f"load: `wrk -t1`, POST of a {len(br.BODY)}-byte JSON body, {args.seconds} s per cell, medians over "
         f"{args.rounds} interleaved rounds.",
         "",
@@ -168,7 +173,7 @@ def main() -> int:
     for mode in modes:
         base50 = med(mode, "direct", "p50_ms")
         ng = med(mode, "nginx", "p50_ms") - base50
-        for name in ("python", "go", "go1"):
+        for name in ("python", "go", "go1", "go-nomem"):
             if name in targets:
                 added_ms = med(mode, name, "p50_ms") - base50
                 ratios.setdefault(mode, {})[name] = {
