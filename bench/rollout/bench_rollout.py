@@ -183,8 +183,8 @@ def _stats(values: list[float]) -> str:
 
 def render(rollbacks: list[dict[str, Any]], promotion: Shifts, promote_s: float, router: str) -> str:
     every = [*(s for r in rollbacks for s in r["shifts"]), *promotion]
-    # A canary's first step coincides with its model server process appearing, and the pod bridge restarts
-    # the router then (its backend overrides change): those shifts include a router process start.
+    # A canary's first step is the first table naming its new Service, which the Go router must resolve
+    # through the pod bridge's Service map: reported apart from the later shifts.
     per_rollout: list[Shifts] = [*(r["shifts"] for r in rollbacks), promotion]
     first = [x[0][1] for x in per_rollout if x and x[0][0].startswith("Step")]
     rest = [d for x in per_rollout for i, (w, d) in enumerate(x) if i > 0 or not w.startswith("Step")]
@@ -203,8 +203,9 @@ def render(rollbacks: list[dict[str, Any]], promotion: Shifts, promote_s: float,
         "",
         "Times are wall-clock on one machine: the operator's timeline `at` (taken when the reconcile that",
         "decided starts, before its Prometheus queries) and the router's own `applied_at` (`GET /-/routes`).",
-        "A canary's first step coincides with its model server process appearing; the Go router picks the",
-        "new Service's local address up from the pod bridge's Service map without restarting.",
+        "A canary gets its first step once its pods are Ready (the pod bridge marks them so when the model",
+        "server answers its readiness probe); the Go router picks the new Service's local address up from",
+        "the pod bridge's Service map without restarting.",
         "",
         "| measure | value | goal |",
         "|---|---:|---:|",

@@ -42,6 +42,16 @@ def stack(cluster: ClusterHandle, e2e_dir: Path) -> Iterator[Stack]:
         s.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
+@pytest.fixture
+def md_name(stack: Stack, request: pytest.FixtureRequest) -> Iterator[str]:
+    """The name from the test's `@pytest.mark.md_name("…")`; that ModelDeployment is deleted afterwards."""
+    marker = request.node.get_closest_marker("md_name")
+    assert marker is not None and marker.args, "mark the test with @pytest.mark.md_name(\"<name>\")"
+    name = str(marker.args[0])
+    yield name
+    stack.delete(name)
+
+
 def diagnostics(stack: Stack, name: str) -> str:
     """What to look at when a scenario fails: the rollout state, events and the operator log's tail."""
     lines = [f"status.rollout of {name}:"]

@@ -19,7 +19,6 @@ Nothing here asserts timings.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -60,14 +59,7 @@ def quantized(model: ModelArtifact, name: str, stack: Stack, rollout: dict[str, 
     return manifest
 
 
-@pytest.fixture
-def md_name(stack: Stack, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = {"test_quantized_canary_too_slow_is_rolled_back": "iris-q-slow",
-            "test_quantized_canary_within_gates_is_promoted": "iris-q-ok"}[request.node.name]
-    yield name
-    stack.delete(name)
-
-
+@pytest.mark.md_name("iris-q-slow")
 def test_quantized_canary_too_slow_is_rolled_back(stack: Stack, models: dict[str, ModelArtifact],
                                                   md_name: str) -> None:
     # One failed analysis is enough: the gate cannot hold, waiting for more proves nothing.
@@ -103,6 +95,7 @@ def test_quantized_canary_too_slow_is_rolled_back(stack: Stack, models: dict[str
     assert zero_at >= r.applied_at
 
 
+@pytest.mark.md_name("iris-q-ok")
 def test_quantized_canary_within_gates_is_promoted(stack: Stack, models: dict[str, ModelArtifact],
                                                    md_name: str) -> None:
     rollout = gates(-1.0)

@@ -6,7 +6,6 @@ ModelDeployment (v1, then a good v3) and deletes it at the end."""
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 
@@ -19,14 +18,7 @@ from tests.e2e.scenario import backend, deploy_first, finish, start_rollout
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
-@pytest.fixture
-def md_name(stack: Stack, request: pytest.FixtureRequest) -> Iterator[str]:
-    name = {"test_prometheus_outage_holds_the_rollout": "iris-prom",
-            "test_operator_killed_mid_step_resumes": "iris-kill"}[request.node.name]
-    yield name
-    stack.delete(name)
-
-
+@pytest.mark.md_name("iris-prom")
 def test_prometheus_outage_holds_the_rollout(stack: Stack, models: dict[str, ModelArtifact],
                                              md_name: str) -> None:
     # Defaults for the limits: consecutiveErrorLimit 4 tolerates 4 analyses in a row without Prometheus.
@@ -68,6 +60,7 @@ def test_prometheus_outage_holds_the_rollout(stack: Stack, models: dict[str, Mod
     assert after == [50], f"steps after the outage: {after}\n{diag}"
 
 
+@pytest.mark.md_name("iris-kill")
 def test_operator_killed_mid_step_resumes(stack: Stack, models: dict[str, ModelArtifact],
                                           md_name: str) -> None:
     rollout = canary_rollout(weights=(20, 50), hold="15s")
