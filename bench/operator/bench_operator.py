@@ -130,9 +130,12 @@ def latency(crd: client.CustomObjectsApi, core: client.CoreV1Api, apps: client.A
             if time.perf_counter() - t0 > 120:
                 raise RuntimeError(f"{name} did not converge in 120s")
             if t_children is None:
+                # Model server and router Deployments; the ModelDeployment's Service (on the router) and the
+                # revision's; the router's route table.
                 deps = apps.list_namespaced_deployment(ns, label_selector=selector).items
                 svcs = core.list_namespaced_service(ns, label_selector=selector).items
-                if len(deps) == 1 and len(svcs) == 2:
+                tables = core.list_namespaced_config_map(ns, label_selector=selector).items
+                if len(deps) == 2 and len(svcs) == 2 and len(tables) == 1:
                     t_children = time.perf_counter() - t0
             obj = cast(dict[str, Any], crd.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name))
             if (obj.get("status") or {}).get("phase") == "Healthy":
@@ -194,8 +197,8 @@ def main() -> int:
     env = {**os.environ, "KUBECONFIG": kubeconfig, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
     kubectl(env, "apply", "--server-side", "--force-conflicts", "-f", str(REPO / "crds"))
     wait_crd_established(f"{PLURAL}.{GROUP}", env)
-    # 110 pods per kwok node: enough extra nodes for every benchmark pod
-    extra_nodes = (args.scale + args.latency) // 100 + 1
+    # 110 pods per kwok node: enough extra nodes for every benchmark pod (a model server and two routers each)
+    extra_nodes = 3 * (args.scale + args.latency) // 100 + 1
     nodes = [node_manifest(EXTRA_NODE_BASE + i) for i in range(extra_nodes)]
     kubectl(env, "apply", "-f", "-", stdin=yaml.safe_dump_all(nodes))
 
@@ -249,8 +252,9 @@ Reproduce: `make cluster-up && .venv/bin/python bench/operator/bench_operator.py
 Local control plane (etcd, kube-apiserver, controller-manager, scheduler; kwok nodes mark pods Ready
 without running them), operator as a separate process with default settings (4 reconcile workers), all
 on the same machine ({os.cpu_count()} CPUs, Python {platform.python_version()}, load avg {load:.1f} at the
-end). Each ModelDeployment: 1 replica, no autoscaling -> 1 Deployment, 2 Services. Timings include the
-controller-manager and scheduler.
+end). Each ModelDeployment: 1 replica, no autoscaling, the default router traffic provider -> 2 Deployments
+(model server; router, 2 replicas), 2 Services, the route table ConfigMap, the router's ServiceAccount, Role
+and RoleBinding. Timings include the controller-manager and scheduler.
 
 | measure | value |
 |---|---:|
