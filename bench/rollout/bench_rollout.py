@@ -23,6 +23,9 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +40,7 @@ from devcluster.e2e_rollout import (
     parse_time,
 )
 from devcluster.e2e_stack import Stack, StackOptions
+from devcluster.e2e_traffic import TrafficLoop
 
 REPO = Path(__file__).resolve().parents[2]
 NAME = "iris-bench"
@@ -96,7 +100,19 @@ def timeline(
     return {"title": title, "points": [{"t": 0.0, "canary_weight": 0.0}, *points], "markers": markers}
 
 
-def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, Any]:
+@dataclass
+class Observed:
+    """One rollout under load: the load, the watcher of operator and router, and when it was applied."""
+
+    load: TrafficLoop
+    watcher: RolloutWatcher
+    applied: float
+    canary: str
+
+
+@contextmanager
+def observed_rollout(stack: Stack, stable: str, model: ModelArtifact) -> Iterator[Observed]:
+    """Start load and the watcher, apply `model`, wait for its canary; stops both on exit."""
     load = stack.traffic(NAME, rate=25).start()
     watcher = RolloutWatcher(stack, NAME, period=0.1, since=time.time()).start()
     try:
@@ -106,15 +122,21 @@ def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, 
         canary = wait_state(
             stack, lambda r: r.get("canaryRevision") not in (None, stable), 180, "the canary"
         )["canaryRevision"]
-        wait_state(stack, lambda r: r.get("phase") == "RolledBack", 300, "the rollback")
-        backend = f"primary-{canary}"
-        stack.wait(lambda: (stack.router_weights(NAME) or {}).get(backend, 0) == 0, 60, "router weight 0")
-        time.sleep(1.0)
+        yield Observed(load, watcher, applied, canary)
     finally:
         watcher.stop()
         load.stop()
-    failed = [a for a in load.snapshot(applied) if a.variant == backend and a.code >= 500]
-    served = [a for a in load.snapshot(applied) if a.variant == backend]
+
+
+def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, Any]:
+    with observed_rollout(stack, stable, model) as o:
+        wait_state(stack, lambda r: r.get("phase") == "RolledBack", 300, "the rollback")
+        backend = f"primary-{o.canary}"
+        stack.wait(lambda: (stack.router_weights(NAME) or {}).get(backend, 0) == 0, 60, "router weight 0")
+        time.sleep(1.0)
+    watcher, canary, applied = o.watcher, o.canary, o.applied
+    failed = [a for a in o.load.snapshot(applied) if a.variant == backend and a.code >= 500]
+    served = [a for a in o.load.snapshot(applied) if a.variant == backend]
     zero = _first(
         watcher.tables,
         lambda t: (
@@ -141,36 +163,21 @@ def rollback_once(stack: Stack, stable: str, model: ModelArtifact) -> dict[str, 
 Shifts = list[tuple[str, float]]
 
 
-def promote_once(stack: Stack, stable: str, model: ModelArtifact) -> tuple[str, Shifts, float]:
-    load = stack.traffic(NAME, rate=25).start()
-    watcher = RolloutWatcher(stack, NAME, period=0.1, since=time.time()).start()
-    try:
-        load.wait_answers(20, 60)
-        applied = time.time()
-        stack.apply(md_manifest(NAME, stack.ns, model, ROLLOUT))
-        canary = wait_state(
-            stack, lambda r: r.get("canaryRevision") not in (None, stable), 180, "the canary"
-        )["canaryRevision"]
+def promote_once(stack: Stack, stable: str, model: ModelArtifact) -> tuple[Shifts, float, dict[str, Any]]:
+    """(decision -> traffic shifts, apply -> promoted seconds, the timeline series for the plot)."""
+    with observed_rollout(stack, stable, model) as o:
         wait_state(
             stack,
-            lambda r: r.get("phase") == "Stable" and r.get("stableRevision") == canary,
+            lambda r: r.get("phase") == "Stable" and r.get("stableRevision") == o.canary,
             300,
             "the promotion",
         )
         stack.wait(lambda: (stack.router_weights(NAME) or {}).get(f"primary-{stable}", 0) == 0, 60, "v1 at 0")
         time.sleep(1.0)
-    finally:
-        watcher.stop()
-        load.stop()
     series = timeline(
-        watcher, canary, applied, "good canary: promoted step by step", [(applied, "kubectl apply")]
+        o.watcher, o.canary, o.applied, "good canary: promoted step by step", [(o.applied, "kubectl apply")]
     )
-    RESULTS.parent.mkdir(exist_ok=True)
-    PROMOTION_SERIES.append(series)
-    return canary, shifts(watcher, canary, applied), time.time() - applied
-
-
-PROMOTION_SERIES: list[dict[str, Any]] = []
+    return shifts(o.watcher, o.canary, o.applied), time.time() - o.applied, series
 
 
 def _stats(values: list[float]) -> str:
@@ -286,11 +293,12 @@ def main() -> int:
             )
         )
         say("good canary")
-        _, promotion, promote_s = promote_once(stack, stable, better)
+        promotion, promote_s, promotion_series = promote_once(stack, stable, better)
         stack.delete(NAME)
     text = render(rollbacks, promotion, promote_s, router)
+    RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(
-        json.dumps({"series": [rollbacks[-1]["timeline"], *PROMOTION_SERIES]}, indent=1) + "\n"
+        json.dumps({"series": [rollbacks[-1]["timeline"], promotion_series]}, indent=1) + "\n"
     )
     print(text)
     if not args.no_write:
